@@ -1,0 +1,97 @@
+// Command wtctl is everything a person runs for Wutong Offline: bundles today; registry, cluster and apps next.
+// It is a thin shell: it parses flags, calls the libraries and prints.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wutong-paas/wutong-offline/bundle"
+	"github.com/wutong-paas/wutong-offline/bundle/parts"
+)
+
+// Exit codes. Scripts may rely on them; see README.md.
+const (
+	exitOK        = 0
+	exitError     = 1 // any other failure
+	exitUsage     = 2 // bad flags or arguments
+	exitIntegrity = 3 // damaged, incomplete or unsafe archive
+	exitTrust     = 4 // signature missing or not trusted
+	exitDiskFull  = 5 // not enough space
+)
+
+// usageError marks errors in how the command was called.
+type usageError struct{ error }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRootCmd(os.Stdout, os.Stderr)
+	err := root.ExecuteContext(ctx)
+	os.Exit(report(os.Stderr, err))
+}
+
+// report prints err for a person and returns the exit code for it.
+func report(w io.Writer, err error) int {
+	if err == nil {
+		return exitOK
+	}
+	code := exitCode(err)
+	fmt.Fprintf(w, "Error: %v\n", err)
+	return code
+}
+
+func exitCode(err error) int {
+	var (
+		ue *usageError
+		ie *bundle.IntegrityError
+		se *bundle.UnsafeEntryError
+		pe *parts.PartError
+		te *bundle.TrustError
+		de *bundle.DiskFullError
+	)
+	switch {
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.As(err, &te):
+		return exitTrust
+	case errors.As(err, &ie), errors.As(err, &se), errors.As(err, &pe):
+		return exitIntegrity
+	case errors.As(err, &de), errors.Is(err, syscall.ENOSPC):
+		return exitDiskFull
+	}
+	return exitError
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "wtctl",
+		Short:         "Wutong Offline: build, carry and install air-gapped 梧桐PaaS bundles",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &usageError{fmt.Errorf("%w\nSee '%s --help'", err, c.CommandPath())}
+	})
+	root.AddCommand(newVersionCmd(), newBundleCmd())
+	return root
+}
+
+// exactArgs is cobra.ExactArgs with a usage error.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) != n {
+			return &usageError{fmt.Errorf("%s takes %s (got %d arguments)\nSee '%s --help'", c.CommandPath(), what, len(args), c.CommandPath())}
+		}
+		return nil
+	}
+}
