@@ -312,7 +312,7 @@ func TestBadArchives(t *testing.T) {
 		{"signed with another key", build(t, other, sampleContent()), trusted, "not a trusted key", new(*TrustError)},
 		{"unsigned", build(t, nil, sampleContent()), trusted, "unsigned", new(*TrustError)},
 		{"no trusted key configured", good, ReadOptions{TrustDir: t.TempDir()}, "no trusted key", new(*TrustError)},
-		{"edited manifest", edited, trusted, "not a trusted key", new(*TrustError)},
+		{"edited manifest", edited, trusted, "no longer matches its signature", new(*IntegrityError)},
 		{"edited manifest, insecure", edited, insecure, "sha256 mismatch", new(*IntegrityError)},
 		{"truncated", good[:len(good)*2/3], trusted, "", new(*IntegrityError)},
 		{"truncated at the very end", good[:len(good)-3], trusted, "", new(*IntegrityError)},

@@ -218,8 +218,9 @@ type TrustError struct {
 func (e *TrustError) Error() string { return "signature not trusted: " + e.Reason }
 
 // CheckSignature verifies the signature over manifest bytes with any of keys. It returns the signer's fingerprint.
-// An unsigned archive or an unknown signer is a *TrustError unless insecure is set, in which case the fingerprint
-// is returned with ok=false so that callers can warn loudly.
+// An unsigned archive or an unknown signer is a *TrustError, and a manifest altered after a trusted key signed it
+// is an *IntegrityError, unless insecure is set, in which case the fingerprint is returned with ok=false so that
+// callers can warn loudly.
 func CheckSignature(manifest []byte, sig *Signature, keys []ed25519.PublicKey, insecure bool) (keyID string, ok bool, err error) {
 	if sig.Algorithm == AlgNone {
 		if insecure {
@@ -238,6 +239,11 @@ func CheckSignature(manifest []byte, sig *Signature, keys []ed25519.PublicKey, i
 	}
 	if insecure {
 		return sig.KeyID, false, nil
+	}
+	for _, k := range keys {
+		if Fingerprint(k) == sig.KeyID {
+			return sig.KeyID, false, &IntegrityError{Entry: ManifestName, What: "signature mismatch", Hint: fmt.Sprintf("the manifest no longer matches its signature by the trusted key %s: it was altered or damaged after signing; copy the bundle again from the source", sig.KeyID)}
+		}
 	}
 	if len(keys) == 0 {
 		return sig.KeyID, false, &TrustError{KeyID: sig.KeyID, Reason: fmt.Sprintf("signed by %s, but no trusted key is configured; pass --key PUB.pem or put the release public key in %s", sig.KeyID, DefaultTrustDir)}
