@@ -179,7 +179,7 @@ func (b *builder) stageImages(ctx context.Context, m *bundle.Manifest) error {
 		if err != nil {
 			return fmt.Errorf("images[%d] %s: %w", i, im.Name, err)
 		}
-		total, err := indexSize(idx)
+		total, err := images.BlobsSize(ctx, idx)
 		if err != nil {
 			return fmt.Errorf("images[%d] %s: %w", i, im.Name, err)
 		}
@@ -217,38 +217,6 @@ func (b *builder) imageSource(im *ImageSpec) images.Source {
 		}
 	}
 	return src
-}
-
-// indexSize sums the sizes of all blobs of idx, counting shared blobs once.
-func indexSize(idx v1Index) (int64, error) {
-	seen := map[string]bool{}
-	var total int64
-	add := func(d string, n int64) {
-		if !seen[d] {
-			seen[d] = true
-			total += n
-		}
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return 0, fmt.Errorf("read index: %w", err)
-	}
-	for _, d := range im.Manifests {
-		add(d.Digest.String(), d.Size)
-		img, err := idx.Image(d.Digest)
-		if err != nil {
-			return 0, fmt.Errorf("read image %s: %w", d.Digest, err)
-		}
-		mf, err := img.Manifest()
-		if err != nil {
-			return 0, fmt.Errorf("read image %s: %w", d.Digest, err)
-		}
-		add(mf.Config.Digest.String(), mf.Config.Size)
-		for _, l := range mf.Layers {
-			add(l.Digest.String(), l.Size)
-		}
-	}
-	return total, nil
 }
 
 // layoutItems lists the staged OCI layout as archive items. A blob's sha256 is its file name; Write checks it while

@@ -21,9 +21,6 @@ import (
 	"github.com/wutong-paas/wutong-offline/internal/logctx"
 )
 
-// v1Index is the image index type Build works with.
-type v1Index = v1.ImageIndex
-
 // httpClient fetches url sources. It has no overall timeout (files can be large) but bounds the waits that hang.
 var httpClient = &http.Client{Transport: &http.Transport{
 	Proxy:                 http.ProxyFromEnvironment,
