@@ -67,3 +67,17 @@ func openParts(p string) (io.ReadCloser, *Source, error) {
 	}
 	return set.Reader(), &Source{Path: p, Parts: set.Parts(), Size: set.TotalSize()}, nil
 }
+
+// OpenParts opens the part set that p names (any part, or the archive name when only its parts exist), checking
+// presence, order and identity of every part. For a single archive file it returns nil and no error.
+func OpenParts(p string) (*parts.Set, error) {
+	if !parts.IsPart(p) {
+		if _, err := os.Stat(p); err == nil {
+			return nil, nil
+		}
+		if _, err := os.Stat(parts.PartName(p, 1)); err != nil {
+			return nil, nil // Open will name the problem
+		}
+	}
+	return parts.Open(p)
+}

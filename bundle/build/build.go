@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/wutong-paas/wutong-offline/bundle"
 	"github.com/wutong-paas/wutong-offline/bundle/parts"
 	"github.com/wutong-paas/wutong-offline/images"
@@ -79,13 +81,20 @@ func (noProgress) Done()     {}
 // Build resolves every source of the spec, stages one OCI layout with deduplicated blobs, and writes the signed
 // archive into OutDir. Everything is staged in a temporary directory inside OutDir; on failure it is removed and no
 // archive or part is left behind.
-func Build(ctx context.Context, opts Options) (*Result, error) {
+func Build(ctx context.Context, opts Options) (res *Result, err error) {
 	s := opts.Spec
 	if opts.Progress == nil {
 		opts.Progress = func(string, int64) Progress { return noProgress{} }
 	}
 	if opts.Created.IsZero() {
 		opts.Created = time.Now().UTC().Truncate(time.Second)
+	}
+	if _, serr := os.Stat(opts.OutDir); errors.Is(serr, fs.ErrNotExist) {
+		defer func() {
+			if err != nil {
+				os.Remove(opts.OutDir) // only if still empty: a failed build leaves nothing behind
+			}
+		}()
 	}
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("build bundle: %w", err)
@@ -107,7 +116,14 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 		Name: s.Name, Version: s.Version, Arches: s.Arches, KubernetesVersion: s.KubernetesVersion,
 		Created: opts.Created,
 	}
-	if err := b.stageImages(ctx, m); err != nil {
+	if err := b.checkLocal(); err != nil {
+		return nil, err
+	}
+	idxs, err := b.resolveImages(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.stageImages(ctx, m, idxs); err != nil {
 		return nil, diskFull(opts.OutDir, err)
 	}
 	ociItems, err := b.layoutItems()
@@ -142,7 +158,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	}
 	mb, _ := m.Marshal()
 	sum := sha256.Sum256(mb)
-	res := &Result{
+	res = &Result{
 		Archive: archive, Parts: partPaths, Size: size, PayloadSize: payload,
 		Name: s.Name, Version: s.Version, Arches: s.Arches, Images: m.Images,
 		ManifestSHA256: hex.EncodeToString(sum[:]),
@@ -162,23 +178,67 @@ type builder struct {
 	stage string
 }
 
-func (b *builder) stageImages(ctx context.Context, m *bundle.Manifest) error {
-	if len(b.spec.Images) == 0 {
+// checkLocal fails fast, before anything is downloaded, when a local file named by the spec is missing.
+func (b *builder) checkLocal() error {
+	check := func(where, p string) error {
+		st, err := os.Stat(b.spec.local(p))
+		if err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		if !st.Mode().IsRegular() {
+			return fmt.Errorf("%s: %s is not a regular file", where, b.spec.local(p))
+		}
 		return nil
 	}
-	layout, err := images.CreateLayout(filepath.Join(b.stage, "oci"))
-	if err != nil {
-		return fmt.Errorf("build bundle: %w", err)
+	for i, f := range b.spec.Files {
+		if f.Path != "" {
+			if err := check(fmt.Sprintf("files[%d]", i), f.Path); err != nil {
+				return err
+			}
+		}
 	}
+	for i, p := range b.spec.Manifests {
+		if err := check(fmt.Sprintf("manifests[%d]", i), p.Path); err != nil {
+			return err
+		}
+	}
+	for i, p := range b.spec.Apps {
+		if err := check(fmt.Sprintf("apps[%d]", i), p.Path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resolveImages resolves every image source (manifests only, no layers), so that an unreachable source or a missing
+// platform fails the build before any large download.
+func (b *builder) resolveImages(ctx context.Context) ([]v1.ImageIndex, error) {
 	log := logctx.From(ctx)
+	idxs := make([]v1.ImageIndex, len(b.spec.Images))
 	for i := range b.spec.Images {
 		im := &b.spec.Images[i]
 		src := b.imageSource(im)
 		log.Info("resolve image", "image", im.Name, "source", src.String())
 		idx, err := images.Resolve(ctx, src, b.spec.archesOf(im))
 		if err != nil {
-			return fmt.Errorf("images[%d] %s: %w", i, im.Name, err)
+			return nil, fmt.Errorf("images[%d] %s: %w", i, im.Name, err)
 		}
+		idxs[i] = idx
+	}
+	return idxs, nil
+}
+
+// stageImages writes every resolved image into one OCI layout, deduplicating blobs, and records them in m.
+func (b *builder) stageImages(ctx context.Context, m *bundle.Manifest, idxs []v1.ImageIndex) error {
+	if len(idxs) == 0 {
+		return nil
+	}
+	layout, err := images.CreateLayout(filepath.Join(b.stage, "oci"))
+	if err != nil {
+		return fmt.Errorf("build bundle: %w", err)
+	}
+	for i, idx := range idxs {
+		im := &b.spec.Images[i]
 		total, err := images.BlobsSize(ctx, idx)
 		if err != nil {
 			return fmt.Errorf("images[%d] %s: %w", i, im.Name, err)
@@ -193,7 +253,7 @@ func (b *builder) stageImages(ctx context.Context, m *bundle.Manifest) error {
 		if err != nil {
 			return fmt.Errorf("images[%d] %s: %w", i, im.Name, err)
 		}
-		info := bundle.Image{Name: im.Name, Digest: desc.Digest.String(), Arches: map[string]string{}, Source: src.String(), Size: total}
+		info := bundle.Image{Name: im.Name, Digest: desc.Digest.String(), Arches: map[string]string{}, Source: b.imageSource(im).String(), Size: total}
 		for a, h := range arches {
 			info.Arches[a] = h.String()
 		}

@@ -395,6 +395,9 @@ over cleanly; re-running after success does nothing.`,
 			if dest == "" {
 				return &usageError{fmt.Errorf("-C DIR is required")}
 			}
+			if err := checkPartsFirst(c, args[0]); err != nil {
+				return err
+			}
 			r, _, bar, err := openArchive(c, args[0], &t, "extract")
 			if err != nil {
 				return err
@@ -416,6 +419,19 @@ over cleanly; re-running after success does nothing.`,
 	t.register(c)
 	c.Flags().StringVarP(&dest, "directory", "C", "", "directory to create with the bundle's content")
 	return c
+}
+
+// checkPartsFirst hashes every part of a split bundle before extraction starts, so that a bad copy is named
+// before minutes of extraction, not after.
+func checkPartsFirst(c *cobra.Command, path string) error {
+	set, err := bundle.OpenParts(path)
+	if err != nil || set == nil {
+		return err
+	}
+	bar := progress.New(c.ErrOrStderr(), fmt.Sprintf("check %d parts of %s", len(set.Parts()), set.Archive()), set.TotalSize())
+	err = set.Verify(c.Context(), bar.Add)
+	bar.Done()
+	return err
 }
 
 func newBundleKeygenCmd() *cobra.Command {

@@ -161,6 +161,19 @@ func TestBundleCommands(t *testing.T) {
 	if a, b := must(os.ReadFile(archive)), must(os.ReadFile(joined)); !bytes.Equal(a, b) {
 		t.Fatal("joined archive differs from the original")
 	}
+	// A corrupt part is named before extraction starts, and nothing is created.
+	orig := must(os.ReadFile(ps[2]))
+	damaged := bytes.Clone(orig)
+	damaged[len(damaged)-10] ^= 1
+	os.WriteFile(ps[2], damaged, 0o644)
+	_, errs, code := run(t, "bundle", "extract", ps[0], "--key", key, "-C", filepath.Join(dir, "never"))
+	if code != exitIntegrity || !strings.Contains(errs, "part 3 of") || !strings.Contains(errs, "sha256 mismatch") || strings.Contains(errs, "extract cli") {
+		t.Fatalf("corrupt part: exit %d: %s", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "never")); !os.IsNotExist(err) {
+		t.Fatal("extract from a corrupt part created its target")
+	}
+	os.WriteFile(ps[2], orig, 0o644)
 	os.Remove(ps[1])
 	if _, errs, code := run(t, "bundle", "verify", ps[0], "--key", key); code != exitIntegrity || !strings.Contains(errs, "part 2 of") {
 		t.Fatalf("missing part: exit %d: %s", code, errs)
