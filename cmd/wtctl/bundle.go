@@ -14,6 +14,7 @@ import (
 	"github.com/wutong-paas/wutong-offline/bundle"
 	"github.com/wutong-paas/wutong-offline/bundle/build"
 	"github.com/wutong-paas/wutong-offline/bundle/parts"
+	"github.com/wutong-paas/wutong-offline/internal/i18n"
 	"github.com/wutong-paas/wutong-offline/internal/logctx"
 	"github.com/wutong-paas/wutong-offline/internal/progress"
 )
@@ -61,7 +62,7 @@ func warnUntrusted(w io.Writer, r *bundle.Reader) {
 	if r.SignerKeyID != "" {
 		who = "its signer " + r.SignerKeyID + " is NOT TRUSTED"
 	}
-	fmt.Fprintf(w, "\n!!! WARNING: --insecure-skip-verify: %s.\n!!! Anyone could have built or altered this bundle. Use it only if you know where it came from.\n\n", who)
+	fmt.Fprintf(w, "\n!!! %s\n!!! This bundle: %s. Use it only if you know where it came from.\n\n", i18n.T(i18n.FromEnv(), i18n.WarnUnsigned), who)
 }
 
 func openArchive(c *cobra.Command, path string, t *trustFlags, title string) (*bundle.Reader, *bundle.Source, *progress.Bar, error) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/wutong-paas/wutong-offline/bundle"
 	"github.com/wutong-paas/wutong-offline/bundle/parts"
+	"github.com/wutong-paas/wutong-offline/internal/i18n"
 )
 
 // Exit codes. Scripts may rely on them; see README.md.
@@ -45,7 +46,17 @@ func report(w io.Writer, err error) int {
 	}
 	code := exitCode(err)
 	fmt.Fprintf(w, "Error: %v\n", err)
+	fmt.Fprintf(w, "%s\n", i18n.T(i18n.FromEnv(), hintFor[code]))
 	return code
+}
+
+// hintFor is the translated what-to-do line printed under each error, by exit code.
+var hintFor = map[int]string{
+	exitError:     i18n.ErrGeneric,
+	exitUsage:     i18n.ErrUsage,
+	exitIntegrity: i18n.ErrIntegrity,
+	exitTrust:     i18n.ErrTrust,
+	exitDiskFull:  i18n.ErrDiskFull,
 }
 
 func exitCode(err error) int {

@@ -181,6 +181,7 @@ func TestBundleCommands(t *testing.T) {
 }
 
 func TestUnsignedNeedsInsecureFlag(t *testing.T) {
+	t.Setenv("WTCTL_LANG", "en")
 	_, archive := demoBundle(t, false)
 	if _, errs, code := run(t, "bundle", "verify", archive); code != exitTrust || !strings.Contains(errs, "unsigned") {
 		t.Fatalf("unsigned archive: exit %d: %s", code, errs)
@@ -188,6 +189,19 @@ func TestUnsignedNeedsInsecureFlag(t *testing.T) {
 	_, errs, code := run(t, "bundle", "verify", archive, "--insecure-skip-verify")
 	if code != 0 || !strings.Contains(errs, "WARNING") || !strings.Contains(errs, "UNSIGNED") {
 		t.Fatalf("--insecure-skip-verify: exit %d, want a loud warning: %s", code, errs)
+	}
+}
+
+func TestErrorHintsInChinese(t *testing.T) {
+	t.Setenv("WTCTL_LANG", "zh_CN.UTF-8")
+	_, archive := demoBundle(t, false)
+	_, errs, code := run(t, "bundle", "verify", archive)
+	if code != exitTrust || !strings.Contains(errs, "签名") || !strings.Contains(errs, "unsigned") {
+		t.Fatalf("want the English detail and the Chinese hint, exit %d:\n%s", code, errs)
+	}
+	_, errs, _ = run(t, "bundle", "verify", archive, "--insecure-skip-verify")
+	if !strings.Contains(errs, "警告") {
+		t.Fatalf("want the Chinese warning:\n%s", errs)
 	}
 }
 
