@@ -26,7 +26,7 @@ type WriteOptions struct {
 	Key ed25519.PrivateKey
 	// Progress, if set, is called with the number of payload bytes just written.
 	Progress func(n int64)
-	// Concurrency is the number of zstd encoder goroutines. Default: GOMAXPROCS.
+	// Concurrency is the number of frames compressed at once. Default: GOMAXPROCS.
 	Concurrency int
 	// Level is the zstd level. Default: zstd.SpeedDefault (about zstd -3).
 	Level zstd.EncoderLevel
@@ -66,32 +66,32 @@ func Write(ctx context.Context, w io.Writer, m *Manifest, items []Item, opts Wri
 	if opts.Level == 0 {
 		opts.Level = zstd.SpeedDefault
 	}
-	zw, err := zstd.NewWriter(w, zstd.WithEncoderConcurrency(opts.Concurrency), zstd.WithEncoderLevel(opts.Level))
+	zw, err := newFrameWriter(w, opts.Level, opts.Concurrency)
 	if err != nil {
 		return fmt.Errorf("start zstd: %w", err)
 	}
 	tw := tar.NewWriter(zw)
 	aw := archiveWriter{tw: tw, m: m, progress: opts.Progress, buf: make([]byte, copyBufSize)}
 	if err := aw.bytes(ManifestName, mb); err != nil {
-		zw.Close()
+		zw.Abort()
 		return err
 	}
 	if err := aw.bytes(SignatureName, sb); err != nil {
-		zw.Close()
+		zw.Abort()
 		return err
 	}
 	for i := range items {
 		if err := ctx.Err(); err != nil {
-			zw.Close()
+			zw.Abort()
 			return fmt.Errorf("write archive: %w", err)
 		}
 		if err := aw.item(&items[i]); err != nil {
-			zw.Close()
+			zw.Abort()
 			return err
 		}
 	}
 	if err := tw.Close(); err != nil {
-		zw.Close()
+		zw.Abort()
 		return fmt.Errorf("write archive end: %w", err)
 	}
 	if err := zw.Close(); err != nil {
