@@ -1,7 +1,6 @@
 package build
 
 import (
-	"bufio"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -376,12 +375,7 @@ func (b *builder) writeArchive(ctx context.Context, archive string, m *bundle.Ma
 			return 0, nil, fmt.Errorf("write bundle: %w", err)
 		}
 		cw := &countingWriter{w: pw}
-		bw := bufio.NewWriterSize(cw, 1<<20)
-		if err := bundle.Write(ctx, bw, m, items, wopts); err != nil {
-			pw.Abort()
-			return 0, nil, fmt.Errorf("write bundle: %w", err)
-		}
-		if err := bw.Flush(); err != nil {
+		if err := bundle.Write(ctx, cw, m, items, wopts); err != nil {
 			pw.Abort()
 			return 0, nil, fmt.Errorf("write bundle: %w", err)
 		}
@@ -398,11 +392,7 @@ func (b *builder) writeArchive(ctx context.Context, archive string, m *bundle.Ma
 		return 0, nil, fmt.Errorf("write bundle: %w", err)
 	}
 	cw := &countingWriter{w: f}
-	bw := bufio.NewWriterSize(cw, 1<<20)
-	err = bundle.Write(ctx, bw, m, items, wopts)
-	if err == nil {
-		err = bw.Flush()
-	}
+	err = bundle.Write(ctx, cw, m, items, wopts)
 	if err == nil {
 		err = f.Sync()
 	}
