@@ -129,4 +129,3 @@ func printInspect(p printer, r inspectResult) {
 		}
 	}
 }
-
