@@ -4,6 +4,7 @@
 package build
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -104,10 +105,10 @@ func LoadSpec(p string) (*Spec, error) {
 }
 
 // ParseSpec parses bundle.yaml content; name is the file it came from (for messages and relative paths).
-func ParseSpec(data []byte, name string) (*Spec, error) {
+func ParseSpec(data []byte, name string) (spec *Spec, err error) {
 	var s Spec
-	if err := yaml.UnmarshalWithOptions(data, &s, yaml.Strict()); err != nil {
-		return nil, fmt.Errorf("%s: %s", name, yaml.FormatError(err, false, true))
+	if err := decodeYAML(data, &s); err != nil {
+		return nil, fmt.Errorf("%s: %s", name, err)
 	}
 	abs, err := filepath.Abs(name)
 	if err != nil {
@@ -118,6 +119,20 @@ func ParseSpec(data []byte, name string) (*Spec, error) {
 		return nil, err
 	}
 	return &s, nil
+}
+
+// decodeYAML decodes strictly (unknown fields are errors) and formats errors with the line and the source. The
+// YAML library can panic on some malformed input (found by FuzzParseSpec); that becomes an error too.
+func decodeYAML(data []byte, v any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("malformed YAML (%v); check the file's syntax", r)
+		}
+	}()
+	if err := yaml.UnmarshalWithOptions(data, v, yaml.Strict()); err != nil {
+		return errors.New(yaml.FormatError(err, false, true))
+	}
+	return nil
 }
 
 // specError is a validation error pointing at a field of bundle.yaml.
@@ -138,13 +153,7 @@ func (e *specError) Error() string {
 func (s *Spec) validate(data []byte) error {
 	errAt := func(field, format string, a ...any) error {
 		e := &specError{file: s.file, field: field, msg: fmt.Sprintf(format, a...)}
-		if f, err := parser.ParseBytes(data, 0); err == nil {
-			if yp, err := yaml.PathString("$." + field); err == nil {
-				if n, err := yp.FilterFile(f); err == nil && n != nil {
-					e.line = n.GetToken().Position.Line
-				}
-			}
-		}
+		e.line = lineOf(data, field)
 		return e
 	}
 	if s.APIVersion != bundle.APIVersion {
@@ -251,6 +260,28 @@ func (s *Spec) validate(data []byte) error {
 		}
 	}
 	return nil
+}
+
+// lineOf finds the line of a field path such as images[2].ref, or 0 when it cannot.
+func lineOf(data []byte, field string) (line int) {
+	defer func() {
+		if recover() != nil {
+			line = 0
+		}
+	}()
+	f, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return 0
+	}
+	yp, err := yaml.PathString("$." + field)
+	if err != nil {
+		return 0
+	}
+	n, err := yp.FilterFile(f)
+	if err != nil || n == nil || n.GetToken() == nil {
+		return 0
+	}
+	return n.GetToken().Position.Line
 }
 
 func (s *Spec) archesOf(im *ImageSpec) []string {
