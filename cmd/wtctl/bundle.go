@@ -128,7 +128,7 @@ first and its signature second. A failed build leaves nothing behind.`,
 			if !quiet {
 				opts.Progress = func(title string, total int64) build.Progress { return progress.New(errw, title, total) }
 			}
-			ctx := logctx.With(c.Context(), slog.New(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: logLevel(quiet)})))
+			ctx := logctx.With(c.Context(), slog.New(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: logLevel(quiet), ReplaceAttr: dropTime})))
 			res, err := build.Build(ctx, opts)
 			if err != nil {
 				return err
@@ -148,6 +148,14 @@ first and its signature second. A failed build leaves nothing behind.`,
 	c.Flags().BoolVar(&asJSON, "json", false, "print the result (digests, files) as JSON")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress or log lines")
 	return c
+}
+
+// dropTime keeps log lines short for people; the progress lines carry timing already.
+func dropTime(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && a.Key == slog.TimeKey {
+		return slog.Attr{}
+	}
+	return a
 }
 
 func logLevel(quiet bool) slog.Level {
