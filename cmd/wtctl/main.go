@@ -15,6 +15,7 @@ import (
 
 	"github.com/wutong-paas/wutong-offline/bundle"
 	"github.com/wutong-paas/wutong-offline/bundle/parts"
+	"github.com/wutong-paas/wutong-offline/images/push"
 	"github.com/wutong-paas/wutong-offline/internal/i18n"
 )
 
@@ -26,6 +27,7 @@ const (
 	exitIntegrity = 3 // damaged, incomplete or unsafe archive
 	exitTrust     = 4 // signature missing or not trusted
 	exitDiskFull  = 5 // not enough space
+	exitAuth      = 6 // a registry refused the credentials
 )
 
 // usageError marks errors in how the command was called.
@@ -57,6 +59,7 @@ var hintFor = map[int]string{
 	exitIntegrity: i18n.ErrIntegrity,
 	exitTrust:     i18n.ErrTrust,
 	exitDiskFull:  i18n.ErrDiskFull,
+	exitAuth:      i18n.ErrAuth,
 }
 
 func exitCode(err error) int {
@@ -67,6 +70,7 @@ func exitCode(err error) int {
 		pe *parts.PartError
 		te *bundle.TrustError
 		de *bundle.DiskFullError
+		ae *push.AuthError
 	)
 	switch {
 	case errors.As(err, &ue):
@@ -77,6 +81,8 @@ func exitCode(err error) int {
 		return exitIntegrity
 	case errors.As(err, &de), errors.Is(err, syscall.ENOSPC):
 		return exitDiskFull
+	case errors.As(err, &ae):
+		return exitAuth
 	}
 	return exitError
 }

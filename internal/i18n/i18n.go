@@ -42,6 +42,7 @@ const (
 	ErrIntegrity = "err.integrity"
 	ErrTrust     = "err.trust"
 	ErrDiskFull  = "err.diskfull"
+	ErrAuth      = "err.auth"
 	WarnUnsigned = "warn.insecure"
 )
 
@@ -65,6 +66,10 @@ var catalog = map[string]map[Lang]string{
 	ErrDiskFull: {
 		EN: "Not enough disk space. Nothing half-written was kept. Free some space or choose another directory.",
 		ZH: "磁盘空间不足，未保留任何写了一半的文件。请清理空间或换一个目录。",
+	},
+	ErrAuth: {
+		EN: "The registry refused the credentials. Check the user name and password (--username, --password-stdin) and run it again; nothing was changed.",
+		ZH: "镜像仓库拒绝了登录凭据。请检查用户名和密码（--username、--password-stdin）后重试；未做任何更改。",
 	},
 	WarnUnsigned: {
 		EN: "WARNING: --insecure-skip-verify: the signature is NOT checked. Anyone could have built or altered this bundle.",

@@ -1,0 +1,7 @@
+package push
+
+import "github.com/google/go-containerregistry/pkg/authn"
+
+func basic(user, pass string) authn.Authenticator {
+	return authn.FromConfig(authn.AuthConfig{Username: user, Password: pass})
+}
