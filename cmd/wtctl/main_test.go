@@ -14,8 +14,15 @@ import (
 // run executes wtctl with args in-process and returns stdout, stderr and the exit code main would use.
 func run(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
+	return runStdin(t, "", args...)
+}
+
+// runStdin is run with stdin.
+func runStdin(t *testing.T, stdin string, args ...string) (string, string, int) {
+	t.Helper()
 	var out, errb bytes.Buffer
 	root := newRootCmd(&out, &errb)
+	root.SetIn(strings.NewReader(stdin))
 	root.SetArgs(args)
 	err := root.ExecuteContext(context.Background())
 	code := report(&errb, err)
@@ -24,7 +31,12 @@ func run(t *testing.T, args ...string) (string, string, int) {
 
 func mustRun(t *testing.T, args ...string) string {
 	t.Helper()
-	out, errs, code := run(t, args...)
+	return mustRunStdin(t, "", args...)
+}
+
+func mustRunStdin(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	out, errs, code := runStdin(t, stdin, args...)
 	if code != 0 {
 		t.Fatalf("wtctl %s: exit %d\n%s", strings.Join(args, " "), code, errs)
 	}
