@@ -24,16 +24,24 @@ var (
 	tagRE  = regexp.MustCompile(`^[\w][\w.-]{0,127}$`)
 )
 
-// DefaultMapName splits an image name into repository and tag as is: "registry.k8s.io/pause:3.10" becomes
-// ("registry.k8s.io/pause", "3.10"), and a name without a tag gets "latest". Names with a digest cannot be tagged and
-// are refused.
+// DefaultMapName applies the one ref-mapping rule of images.LocalRef and returns the repository and tag that a
+// registry serving the mapped names holds: "registry.k8s.io/pause:3.10" becomes ("registry.k8s.io/pause", "3.10"),
+// "busybox:1.36" becomes ("docker.io/library/busybox", "1.36"), and a name without a tag gets "latest". So seeding
+// and `registry push` store an image under the same name, and containerd's certs.d mirrors find it. Names with a
+// digest cannot be tagged and are refused.
 func DefaultMapName(name string) (repo, tag string, err error) {
 	if strings.Contains(name, "@") {
 		return "", "", fmt.Errorf("image name %q has a digest; only repository:tag names can be seeded", name)
 	}
-	repo, tag = name, "latest"
-	if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
-		repo, tag = name[:i], name[i+1:]
+	const placeholder = "seed.invalid"
+	local, err := images.LocalRef(name, placeholder)
+	if err != nil {
+		return "", "", err
+	}
+	local = strings.TrimPrefix(local, placeholder+"/")
+	repo, tag = local, "latest"
+	if i := strings.LastIndex(local, ":"); i > strings.LastIndex(local, "/") {
+		repo, tag = local[:i], local[i+1:]
 	}
 	return repo, tag, nil
 }

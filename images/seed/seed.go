@@ -25,7 +25,7 @@ type Options struct {
 	// when missing.
 	Root string
 	// MapName maps an image name from the layout or bundle (its org.opencontainers.image.ref.name annotation, e.g.
-	// registry.k8s.io/pause:3.10) to the repository and tag to create. Default: DefaultMapName, the name as is
+	// registry.k8s.io/pause:3.10) to the repository and tag to create. Default: DefaultMapName, the shared mapping rule
 	// (repository "registry.k8s.io/pause", tag "3.10"). The result must be a valid repository name and tag.
 	MapName func(name string) (repo, tag string, err error)
 	// Progress, if set, is called with the number of blob bytes just handled: copied, hashed or found present.

@@ -39,10 +39,11 @@ func TestDefaultMapName(t *testing.T) {
 	}{
 		{in: "registry.k8s.io/pause:3.10", repo: "registry.k8s.io/pause", tag: "3.10"},
 		{in: "example.com/a/b", repo: "example.com/a/b", tag: "latest"},
-		{in: "busybox:1.36", repo: "busybox", tag: "1.36"},
-		{in: "localhost:5000/x:1", bad: true}, // host:port is no repository name
+		{in: "busybox:1.36", repo: "docker.io/library/busybox", tag: "1.36"},
+		{in: "localhost:5000/x:1", repo: "localhost_5000/x", tag: "1"}, // the port is escaped as in images.LocalRef
 		{in: "example.com/x@sha256:" + strings.Repeat("a", 64), bad: true},
-		{in: "Example.com/x:1", bad: true},
+		{in: "Example.com/x:1", repo: "example.com/x", tag: "1"}, // host names are case-insensitive
+		{in: "example.com/X:1", bad: true},
 		{in: "example.com/x:bad/tag", bad: true},
 	} {
 		repo, tag, err := DefaultMapName(tc.in)
