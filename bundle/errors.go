@@ -31,8 +31,11 @@ func (e *IntegrityError) Error() string {
 		fmt.Fprintf(&b, "missing from the archive (the manifest lists it)")
 	default:
 		b.WriteString(e.What)
-		if e.Expected != "" || e.Actual != "" {
-			fmt.Fprintf(&b, ": expected %s, actual %s", orNone(e.Expected), orNone(e.Actual))
+		switch {
+		case e.Expected != "":
+			fmt.Fprintf(&b, ": expected %s, actual %s", e.Expected, orNone(e.Actual))
+		case e.Actual != "":
+			fmt.Fprintf(&b, ": %s", e.Actual)
 		}
 	}
 	if e.Hint != "" {

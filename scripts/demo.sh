@@ -72,4 +72,17 @@ else
 fi
 rm -f "$DEMO/tampered.tar.zst"
 
+step "9. Seed the bundle straight into a registry's storage and serve it over TLS"
+rm -rf "$DEMO/registry" "$DEMO/pki"
+"$WTCTL" registry seed --from "$ARCHIVE" --key "$DEMO/release.pub" --root "$DEMO/registry"
+"$WTCTL" registry seed --from "$ARCHIVE" --key "$DEMO/release.pub" --root "$DEMO/registry" -o json | grep -E '"bytesWritten"'
+"$WTCTL" registry cert --ca-dir "$DEMO/pki" --host 127.0.0.1 --host localhost --out-cert "$DEMO/pki/tls.crt" --out-key "$DEMO/pki/tls.key"
+"$WTCTL" registry serve --root "$DEMO/registry" --addr 127.0.0.1:5643 --tls-cert "$DEMO/pki/tls.crt" --tls-key "$DEMO/pki/tls.key" --read-only 2>"$DEMO/registry.log" &
+REG=$!
+trap 'kill $REG 2>/dev/null || true' EXIT
+for _ in $(seq 50); do curl -fsS --cacert "$DEMO/pki/ca.crt" https://127.0.0.1:5643/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+echo "catalog: $(curl -fsS --cacert "$DEMO/pki/ca.crt" https://127.0.0.1:5643/v2/_catalog)"
+echo "tags:    $(curl -fsS --cacert "$DEMO/pki/ca.crt" "https://127.0.0.1:5643/v2/docker.io/wutong/wtctl/tags/list")"
+kill $REG && wait $REG 2>/dev/null || true
+
 step "Done. Everything is under $DEMO/"

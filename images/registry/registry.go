@@ -167,6 +167,7 @@ func NewHandler(ctx context.Context, opts Options) (h http.Handler, close func()
 	}
 	// The secret signs upload state between the requests of one push; a single process needs no shared one.
 	cfg.HTTP.Secret = hex.EncodeToString(secret)
+	cfg.Catalog.MaxEntries = 1000 // distribution returns an empty /v2/_catalog when this is 0
 	if opts.Htpasswd != "" {
 		cfg.Auth = configuration.Auth{"htpasswd": configuration.Parameters{"realm": Realm, "path": opts.Htpasswd}}
 	}

@@ -5,9 +5,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -60,6 +62,14 @@ func TestSeedIntoRunningRegistry(t *testing.T) {
 	}
 	if st.Images != 2 {
 		t.Fatalf("seeded %d images, want 2", st.Images)
+	}
+	reg, err := name.NewRegistry(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repos, err := remote.Catalog(t.Context(), reg, remoteOpts(t, p, auth)...)
+	if err != nil || strings.Join(repos, ",") != "docker.io/library/nginx,registry.k8s.io/kube-apiserver" {
+		t.Fatalf("catalog after seeding: %v, %v", repos, err)
 	}
 	for n, idx := range want {
 		got, err := remote.Index(mustRef(t, local(n)), remoteOpts(t, p, auth)...)
