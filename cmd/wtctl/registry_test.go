@@ -1,7 +1,10 @@
 package main
 
 import (
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/wutong-paas/wutong-offline/images"
 	"github.com/wutong-paas/wutong-offline/images/imagestest"
+	"github.com/wutong-paas/wutong-offline/internal/pki"
 )
 
 // testLayout writes an OCI layout with one 2-arch image named example.com/app:1.
@@ -74,4 +78,50 @@ func TestRegistryPushCommand(t *testing.T) {
 		t.Fatalf("wrong password: exit %d\n%s", code, errs)
 	}
 	mustRunStdin(t, "right\n", "registry", "push", "--from", dir, "--to", authHost, "--ca-cert", ca, "--username", "admin", "--password-stdin")
+}
+
+func TestRegistryCertAndHtpasswdCommands(t *testing.T) {
+	dir := t.TempDir()
+	pkiDir := filepath.Join(dir, "pki")
+	mustRun(t, "registry", "cert", "--ca-dir", pkiDir, "--host", "10.99.0.10", "--host", "registry.wutong.local",
+		"--out-cert", filepath.Join(dir, "tls.crt"), "--out-key", filepath.Join(dir, "tls.key"))
+	for f, mode := range map[string]os.FileMode{"pki/ca.key": 0o600, "tls.key": 0o600, "pki/ca.crt": 0o644, "tls.crt": 0o644} {
+		st, err := os.Stat(filepath.Join(dir, f))
+		if err != nil || st.Mode().Perm() != mode {
+			t.Fatalf("%s: %v, mode %v, want %o", f, err, st, mode)
+		}
+	}
+	ca, err := pki.LoadCA(filepath.Join(pkiDir, "ca.crt"), filepath.Join(pkiDir, "ca.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, _ := os.ReadFile(filepath.Join(dir, "tls.crt"))
+	block, _ := pem.Decode(pemBytes)
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	for _, h := range []string{"registry.wutong.local"} {
+		if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: h}); err != nil {
+			t.Fatalf("server cert does not verify for %s: %v", h, err)
+		}
+	}
+	if len(cert.IPAddresses) != 1 || cert.IPAddresses[0].String() != "10.99.0.10" {
+		t.Fatalf("server cert IPs: %v", cert.IPAddresses)
+	}
+
+	ht := filepath.Join(dir, "htpasswd")
+	if _, _, code := run(t, "registry", "htpasswd", "--file", ht, "--user", "admin"); code != exitUsage {
+		t.Fatalf("htpasswd without --password-stdin: exit %d, want %d", code, exitUsage)
+	}
+	mustRunStdin(t, "s3cret\n", "registry", "htpasswd", "--file", ht, "--user", "admin", "--password-stdin")
+	data, _ := os.ReadFile(ht)
+	if !strings.HasPrefix(string(data), "admin:$2") || strings.Contains(string(data), "s3cret") {
+		t.Fatalf("htpasswd file is not a bcrypt entry: %q", data)
+	}
+	if _, _, code := run(t, "registry", "serve", "--root", dir, "--tls-cert", filepath.Join(dir, "tls.crt")); code != exitUsage {
+		t.Fatalf("--tls-cert without --tls-key: exit %d, want %d", code, exitUsage)
+	}
 }
