@@ -76,6 +76,16 @@ func TestFromLayoutServeAndPull(t *testing.T) {
 			dir := t.TempDir()
 			lay, root := filepath.Join(dir, "layout"), filepath.Join(dir, "root")
 			writeLayout(t, lay, idxs)
+			// A read-only blob in the source layout keeps its mode, even though the store shares its inode.
+			blobs, _ := filepath.Glob(filepath.Join(lay, "blobs", "sha256", "*"))
+			if err := os.Chmod(blobs[0], 0o444); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				if st, err := os.Stat(blobs[0]); err != nil || st.Mode().Perm() != 0o444 {
+					t.Errorf("seeding changed the source layout's blob mode: %v, %v", st.Mode(), err)
+				}
+			})
 			var progressed int64
 			st, err := FromLayout(t.Context(), lay, Options{Root: root, Progress: func(n int64) { progressed += n }, Jobs: 1})
 			if err != nil {

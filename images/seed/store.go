@@ -95,8 +95,14 @@ func (s *store) install(tmp string, h v1.Hash) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return diskFull(s.root, err)
 	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
+	// The registry only reads blobs. A hard-linked blob shares its mode with the source layout's file, so leave a
+	// readable one alone rather than change the source's mode behind its back.
+	if st, err := os.Stat(tmp); err != nil {
 		return err
+	} else if st.Mode().Perm()&0o444 != 0o444 {
+		if err := os.Chmod(tmp, 0o644); err != nil {
+			return err
+		}
 	}
 	if err := os.Rename(tmp, dst); err != nil {
 		return diskFull(s.root, err)
@@ -110,16 +116,8 @@ func (s *store) putFile(ctx context.Context, src string, d v1.Descriptor, report
 	if d.Digest.Algorithm != "sha256" {
 		return false, fmt.Errorf("blob %s: only sha256 digests are supported", d.Digest)
 	}
-	f, err := s.tempFile()
-	if err != nil {
-		return false, err
-	}
-	tmp := f.Name()
-	f.Close()
-	defer os.Remove(tmp) // a no-op after the rename
-	if err := os.Remove(tmp); err != nil {
-		return false, err
-	}
+	tmp := filepath.Join(s.tmp, "blob-"+d.Digest.Hex) // one writer per digest within a run
+	defer os.Remove(tmp)                              // a no-op after the rename
 	if linkFile(src, tmp) == nil {
 		if err := verifyFile(ctx, tmp, d, report); err != nil {
 			return false, fmt.Errorf("source %s: %w", src, err)
