@@ -6,10 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/wutong-paas/wutong-offline/internal/atomicfile"
 )
 
 // WriteHtpasswd sets user's password in the htpasswd file at path, as a bcrypt hash (the only kind distribution
@@ -52,37 +53,8 @@ func WriteHtpasswd(path, user, password string) error {
 	if !replaced {
 		out.WriteString(user + ":" + string(hash) + "\n")
 	}
-	if err := writeFileAtomic(path, out.Bytes(), 0o600); err != nil {
+	if err := atomicfile.Write(path, out.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("write htpasswd: %w", err)
 	}
 	return nil
-}
-
-// writeFileAtomic writes data to path through a temp file in the same directory with mode set first, then renames.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // a no-op after the rename
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
