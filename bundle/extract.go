@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/wutong-paas/wutong-offline/internal/progress"
+	"github.com/wutong-paas/wutong-offline/internal/stream"
 )
 
 // ExtractResult tells what Extract did.
@@ -139,7 +140,7 @@ func extractInto(ctx context.Context, r *Reader, dir string, res *ExtractResult)
 		if err != nil {
 			return writeError(dir, e.Path, err)
 		}
-		n, err := io.CopyBuffer(onlyWriter{f}, ctxReader{ctx, rd}, buf)
+		n, err := stream.Copy(ctx, f, rd, buf, nil)
 		res.Bytes += n
 		if err == nil {
 			err = f.Sync()
@@ -205,20 +206,4 @@ func syncDir(dir string) {
 		d.Sync()
 		d.Close()
 	}
-}
-
-type onlyWriter struct{ w io.Writer }
-
-func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -15,6 +15,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/wutong-paas/wutong-offline/internal/stream"
 )
 
 // DigestError says that a blob's content does not match its descriptor.
@@ -284,7 +286,8 @@ func (l Layout) writeLayer(ctx context.Context, job layerJob, linkDir string, re
 	}
 	defer rc.Close()
 	err = l.writeBlob(d, func(w io.Writer) error {
-		return copyCtx(ctx, w, io.LimitReader(rc, d.Size+1), report)
+		_, err := stream.Copy(ctx, w, io.LimitReader(rc, d.Size+1), nil, report)
+		return err
 	})
 	var de *DigestError
 	if err != nil && !errors.As(err, &de) {
@@ -359,11 +362,11 @@ func (l Layout) linkBlob(ctx context.Context, src string, d v1.Descriptor, repor
 	}
 	defer f.Close()
 	h := sha256.New()
-	cw := &countWriter{w: h}
-	if err := copyCtx(ctx, cw, io.LimitReader(f, d.Size+1), report); err != nil {
+	n, err := stream.Copy(ctx, h, io.LimitReader(f, d.Size+1), nil, report)
+	if err != nil {
 		return false, fmt.Errorf("read blob %s: %w", src, err)
 	}
-	if err := checkDigest(h, cw.n, d); err != nil {
+	if err := checkDigest(h, n, d); err != nil {
 		return false, err
 	}
 	if err := os.Rename(tmp, l.BlobPath(d.Digest)); err != nil {
@@ -379,27 +382,4 @@ func checkDigest(h hash.Hash, n int64, d v1.Descriptor) error {
 		return &DigestError{Expected: d.Digest, Actual: got, ExpectedSize: d.Size, ActualSize: n}
 	}
 	return nil
-}
-
-// copyCtx copies src to dst, reporting bytes and stopping when ctx ends.
-func copyCtx(ctx context.Context, dst io.Writer, src io.Reader, report func(int64)) error {
-	buf := make([]byte, 256<<10)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		n, rerr := src.Read(buf)
-		if n > 0 {
-			if _, err := dst.Write(buf[:n]); err != nil {
-				return err
-			}
-			report(int64(n))
-		}
-		if rerr == io.EOF {
-			return nil
-		}
-		if rerr != nil {
-			return rerr
-		}
-	}
 }

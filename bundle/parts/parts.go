@@ -16,7 +16,6 @@
 package parts
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -236,19 +235,6 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("parse part size %q: %d bytes is too small, a part must be larger than its %d-byte header; use e.g. 1G", s, n, HeaderSize)
 	}
 	return n, nil
-}
-
-// ctxReader fails reads once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // causeOf strips an *fs.PathError so a message can name the file itself once.

@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/wutong-paas/wutong-offline/internal/stream"
 )
 
 var errReaderClosed = errors.New("read parts: reader is closed")
@@ -211,7 +213,7 @@ func (s *Set) join(ctx context.Context, out string) (err error) {
 	}()
 	r := s.Reader()
 	defer r.Close()
-	n, err := io.CopyBuffer(onlyWriter{tmp}, &ctxReader{ctx: ctx, r: r}, make([]byte, 1<<20))
+	n, err := stream.Copy(ctx, tmp, r, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -233,8 +235,3 @@ func (s *Set) join(ctx context.Context, out string) (err error) {
 	syncDir(filepath.Dir(out))
 	return nil
 }
-
-// onlyWriter hides *os.File's ReadFrom so CopyBuffer uses our buffer.
-type onlyWriter struct{ w io.Writer }
-
-func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }

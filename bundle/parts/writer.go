@@ -8,10 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"io"
 	"os"
 	"path/filepath"
 	"unicode/utf8"
+
+	"github.com/wutong-paas/wutong-offline/internal/stream"
 )
 
 var errAborted = errors.New("part writer aborted")
@@ -329,7 +330,7 @@ func split(ctx context.Context, archive string, partSize int64, outDir string) (
 		return nil, err
 	}
 	defer w.Abort()
-	n, err := io.CopyBuffer(w, &ctxReader{ctx: ctx, r: in}, make([]byte, 1<<20))
+	n, err := stream.Copy(ctx, w, in, nil, nil)
 	if err != nil {
 		return nil, err
 	}

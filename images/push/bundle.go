@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/wutong-paas/wutong-offline/bundle"
+	"github.com/wutong-paas/wutong-offline/internal/stream"
 )
 
 // ociPrefix is where a bundle keeps its OCI image layout.
@@ -84,7 +85,7 @@ func unpackLayout(ctx context.Context, r *bundle.Reader, dir string) error {
 		if err != nil {
 			return err
 		}
-		_, err = io.CopyBuffer(onlyWriter{f}, content, buf)
+		_, err = stream.Copy(ctx, f, content, buf, nil)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -93,8 +94,3 @@ func unpackLayout(ctx context.Context, r *bundle.Reader, dir string) error {
 		}
 	}
 }
-
-// onlyWriter hides ReadFrom so that CopyBuffer uses the given buffer.
-type onlyWriter struct{ w io.Writer }
-
-func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }

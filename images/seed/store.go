@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wutong-paas/wutong-offline/images"
+	"github.com/wutong-paas/wutong-offline/internal/stream"
 )
 
 // store is a distribution filesystem storage root being seeded, with this run's private temp directory.
@@ -73,7 +74,7 @@ func (s *store) has(ctx context.Context, d v1.Descriptor, verify bool) (bool, er
 	}
 	defer f.Close()
 	h := sha256.New()
-	n, err := copyCtx(ctx, h, f, nil)
+	n, err := stream.Copy(ctx, h, f, nil, nil)
 	if err != nil {
 		return false, err
 	}
@@ -146,7 +147,7 @@ func (s *store) putStream(ctx context.Context, r io.Reader, d v1.Descriptor, wra
 	tmp := f.Name()
 	defer os.Remove(tmp)
 	h, w := wrap(f)
-	n, err := copyCtx(ctx, w, io.LimitReader(r, d.Size+1), report)
+	n, err := stream.Copy(ctx, w, io.LimitReader(r, d.Size+1), nil, report)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -219,7 +220,7 @@ func verifyFile(ctx context.Context, p string, d v1.Descriptor, report func(int6
 	}
 	defer f.Close()
 	h := sha256.New()
-	n, err := copyCtx(ctx, h, io.LimitReader(f, d.Size+1), report)
+	n, err := stream.Copy(ctx, h, io.LimitReader(f, d.Size+1), nil, report)
 	if err != nil {
 		return err
 	}
@@ -255,33 +256,6 @@ func checkSum(sum []byte, n int64, d v1.Descriptor) error {
 		return &images.DigestError{Expected: d.Digest, Actual: got, ExpectedSize: d.Size, ActualSize: n}
 	}
 	return nil
-}
-
-// copyCtx copies src to dst with a large buffer, reporting bytes and stopping when ctx ends.
-func copyCtx(ctx context.Context, dst io.Writer, src io.Reader, report func(int64)) (int64, error) {
-	buf := make([]byte, 1<<20)
-	var n int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
-		k, rerr := src.Read(buf)
-		if k > 0 {
-			if _, err := dst.Write(buf[:k]); err != nil {
-				return n, err
-			}
-			n += int64(k)
-			if report != nil {
-				report(int64(k))
-			}
-		}
-		if rerr == io.EOF {
-			return n, nil
-		}
-		if rerr != nil {
-			return n, rerr
-		}
-	}
 }
 
 // DiskFullError says that the storage root ran out of space (ENOSPC stays in the chain). Nothing half-written was
