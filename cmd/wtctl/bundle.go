@@ -182,11 +182,16 @@ func printBuildResult(p printer, r *build.Result) {
 	}
 	p("Manifest sha256: %s\n", r.ManifestSHA256)
 	printImages(p, r.Images)
-	if len(r.Files) > 0 {
-		p("Files:\n")
-		for _, f := range r.Files {
-			p("  %-40s %10s  sha256:%s\n", f.Path, progress.Bytes(f.Size), f.SHA256)
-		}
+	printFiles(p, r.Files)
+}
+
+func printFiles(p printer, files []build.ResultFile) {
+	if len(files) == 0 {
+		return
+	}
+	p("Files:\n")
+	for _, f := range files {
+		p("  %-40s %10s  sha256:%s\n", f.Path, progress.Bytes(f.Size), f.SHA256)
 	}
 }
 

@@ -7,33 +7,27 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wutong-paas/wutong-offline/bundle"
+	"github.com/wutong-paas/wutong-offline/bundle/build"
 	"github.com/wutong-paas/wutong-offline/internal/progress"
 )
 
 type inspectResult struct {
-	Archive           string         `json:"archive"`
-	Parts             []string       `json:"parts,omitempty"`
-	Size              int64          `json:"size"`
-	Kind              string         `json:"kind"`
-	Name              string         `json:"name"`
-	Version           string         `json:"version"`
-	Arches            []string       `json:"arches"`
-	KubernetesVersion string         `json:"kubernetesVersion,omitempty"`
-	Created           string         `json:"created"`
-	Signer            string         `json:"signer,omitempty"`
-	Trusted           bool           `json:"trusted"`
-	TrustProblem      string         `json:"trustProblem,omitempty"`
-	Images            []bundle.Image `json:"images"`
-	Files             []inspectFile  `json:"files"`
-	Entries           int            `json:"entries"`
-	PayloadSize       int64          `json:"payloadSize"`
-}
-
-type inspectFile struct {
-	Path   string `json:"path"`
-	Arch   string `json:"arch,omitempty"`
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
+	Archive           string             `json:"archive"`
+	Parts             []string           `json:"parts,omitempty"`
+	Size              int64              `json:"size"`
+	Kind              string             `json:"kind"`
+	Name              string             `json:"name"`
+	Version           string             `json:"version"`
+	Arches            []string           `json:"arches"`
+	KubernetesVersion string             `json:"kubernetesVersion,omitempty"`
+	Created           string             `json:"created"`
+	Signer            string             `json:"signer,omitempty"`
+	Trusted           bool               `json:"trusted"`
+	TrustProblem      string             `json:"trustProblem,omitempty"`
+	Images            []bundle.Image     `json:"images"`
+	Files             []build.ResultFile `json:"files"`
+	Entries           int                `json:"entries"`
+	PayloadSize       int64              `json:"payloadSize"`
 }
 
 func newBundleInspectCmd() *cobra.Command {
@@ -89,12 +83,12 @@ func inspectFor(r *bundle.Reader, src *bundle.Source, keys []ed25519.PublicKey) 
 	}
 	for _, f := range m.Files {
 		if e, ok := m.Entry(f.Path); ok {
-			res.Files = append(res.Files, inspectFile{Path: f.Path, Arch: f.Arch, Size: e.Size, SHA256: e.SHA256})
+			res.Files = append(res.Files, build.ResultFile{Path: f.Path, Arch: f.Arch, Size: e.Size, SHA256: e.SHA256})
 		}
 	}
 	for _, e := range m.Entries {
 		if strings.HasPrefix(e.Path, "manifests/") || strings.HasPrefix(e.Path, "apps/") {
-			res.Files = append(res.Files, inspectFile{Path: e.Path, Size: e.Size, SHA256: e.SHA256})
+			res.Files = append(res.Files, build.ResultFile{Path: e.Path, Size: e.Size, SHA256: e.SHA256})
 		}
 	}
 	return res
@@ -122,10 +116,5 @@ func printInspect(p printer, r inspectResult) {
 	}
 	p("Payload:    %d entries, %s\n", r.Entries, progress.Bytes(r.PayloadSize))
 	printImages(p, r.Images)
-	if len(r.Files) > 0 {
-		p("Files:\n")
-		for _, f := range r.Files {
-			p("  %-40s %10s  sha256:%s\n", f.Path, progress.Bytes(f.Size), f.SHA256)
-		}
-	}
+	printFiles(p, r.Files)
 }

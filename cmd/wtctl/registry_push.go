@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -53,7 +51,7 @@ it again after an interruption sends only what is missing.`,
 				if user == "" {
 					return &usageError{errors.New("--password-stdin needs --username")}
 				}
-				p, err := readPushPassword(c.InOrStdin())
+				p, err := readPassword(c.InOrStdin())
 				if err != nil {
 					return err
 				}
@@ -114,17 +112,4 @@ it again after an interruption sends only what is missing.`,
 	t.register(c)
 	out.register(c)
 	return c
-}
-
-// readPushPassword reads the first line of r, without its line ending.
-func readPushPassword(r io.Reader) (string, error) {
-	line, err := bufio.NewReader(r).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return "", fmt.Errorf("read password from stdin: %w", err)
-	}
-	p := strings.TrimRight(line, "\r\n")
-	if p == "" {
-		return "", &usageError{errors.New("--password-stdin: stdin is empty")}
-	}
-	return p, nil
 }
