@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/wutong-paas/wutong-offline/internal/atomicfile"
 	"github.com/wutong-paas/wutong-offline/internal/progress"
 	"github.com/wutong-paas/wutong-offline/internal/stream"
 )
@@ -78,7 +79,7 @@ func Extract(ctx context.Context, r *Reader, dest string) (*ExtractResult, error
 		os.RemoveAll(tmp)
 		return nil, fmt.Errorf("extract: move into place: %w", err)
 	}
-	syncDir(parent)
+	atomicfile.SyncDir(parent)
 	return res, nil
 }
 
@@ -199,11 +200,4 @@ func freeSpace(dir string) (int64, error) {
 		return 0, err
 	}
 	return int64(st.Bavail) * int64(st.Bsize), nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }

@@ -245,12 +245,3 @@ func causeOf(err error) error {
 	}
 	return err
 }
-
-// syncDir makes renames in dir durable; filesystems that cannot sync a
-// directory (e.g. vfat) are fine, the error is ignored.
-func syncDir(dir string) {
-	if f, err := os.Open(dir); err == nil {
-		_ = f.Sync()
-		_ = f.Close()
-	}
-}

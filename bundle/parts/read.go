@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/wutong-paas/wutong-offline/internal/atomicfile"
 	"github.com/wutong-paas/wutong-offline/internal/stream"
 )
 
@@ -232,6 +233,6 @@ func (s *Set) join(ctx context.Context, out string) (err error) {
 	if err != nil {
 		return err
 	}
-	syncDir(filepath.Dir(out))
+	atomicfile.SyncDir(filepath.Dir(out))
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"unicode/utf8"
 
+	"github.com/wutong-paas/wutong-offline/internal/atomicfile"
 	"github.com/wutong-paas/wutong-offline/internal/stream"
 )
 
@@ -216,7 +217,7 @@ func (w *Writer) finish() error {
 		p.renamed = true
 	}
 	w.removeStale()
-	syncDir(filepath.Dir(w.archive))
+	atomicfile.SyncDir(filepath.Dir(w.archive))
 	return nil
 }
 

@@ -42,9 +42,14 @@ func Write(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	ok = true
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
+	SyncDir(dir)
 	return nil
+}
+
+// SyncDir fsyncs a directory so that renames into it survive a crash. It is best effort: errors are ignored.
+func SyncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
 }
