@@ -99,7 +99,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{fmt.Errorf("%w\nSee '%s --help'", err, c.CommandPath())}
 	})
-	root.AddCommand(newVersionCmd(), newBundleCmd(), newRegistryCmd())
+	root.AddCommand(newVersionCmd(), newBundleCmd(), newRegistryCmd(), newClusterCmd(), newNodeCmd())
 	return root
 }
 
