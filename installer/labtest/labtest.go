@@ -1,0 +1,188 @@
+// Package labtest brings up lab hosts (scripts/lab: systemd-nspawn containers with real OpenSSH sshd, each in its
+// own network namespace in 10.99.0.0/16) for integration tests, and takes them down afterwards.
+//
+// The lab needs root, debootstrap, systemd-nspawn and OpenSSH's client tools. Without them a test skips and says
+// why, unless WUTONG_LAB_REQUIRED=1 (as in CI), where a missing prerequisite fails the test.
+package labtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Lab is a running lab.
+type Lab struct {
+	ID           string `json:"lab"`
+	StateDir     string `json:"stateDir"`
+	JumpIP       string `json:"jumpIP"`
+	Key          string `json:"key"`        // the lab's private key, authorised for root and User on every host
+	KnownHosts   string `json:"knownHosts"` // every host's keys, as the lab recorded them at boot
+	RootPassword string `json:"rootPassword"`
+	User         string `json:"user"` // a sudo user that needs its password for sudo
+	UserPassword string `json:"userPassword"`
+	Hosts        []Host `json:"hosts"`
+}
+
+// Host is one lab host.
+type Host struct {
+	Name      string `json:"name"`
+	IP        string `json:"ip"`
+	Persona   string `json:"persona"`
+	NetNS     string `json:"netns"`
+	Root      string `json:"root"` // its root file system as seen from the jump host
+	PID       int    `json:"pid"`
+	MachineID string `json:"machineID"`
+	State     string `json:"state"`
+}
+
+// Options for Up.
+type Options struct {
+	ID       string   // lab id, 1-5 lower-case letters or digits; distinct per test package
+	Subnet   int      // K in 10.99.K.0/24; distinct per test package
+	N        int      // hosts; default 1
+	Personas []string // given round-robin; default debian12
+	Rate     string   // tc rate per host link, such as 1gbit; default unshaped
+}
+
+var (
+	mu   sync.Mutex
+	labs = map[string]*Lab{}
+)
+
+// Script is the path of scripts/lab/lab.
+func Script() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, "scripts", "lab", "lab"), nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Prerequisites returns why the lab cannot run here, or "".
+func Prerequisites() string {
+	if os.Geteuid() != 0 {
+		return "the lab needs root"
+	}
+	for _, c := range []string{"debootstrap", "systemd-nspawn", "ssh-keygen", "ip", "chroot"} {
+		if _, err := exec.LookPath(c); err != nil {
+			return c + " is missing (apt-get install debootstrap systemd-container openssh-client iproute2)"
+		}
+	}
+	return ""
+}
+
+func skipOrFail(t testing.TB, why string) {
+	t.Helper()
+	if os.Getenv("WUTONG_LAB_REQUIRED") == "1" {
+		t.Fatalf("lab required (WUTONG_LAB_REQUIRED=1) but unavailable: %s", why)
+	}
+	t.Skipf("lab unavailable: %s", why)
+}
+
+// Up returns the lab with o.ID, bringing it up fresh on first use in this test binary. Call Down from TestMain
+// (see Main) to take every lab down.
+func Up(t testing.TB, o Options) *Lab {
+	t.Helper()
+	if why := Prerequisites(); why != "" {
+		skipOrFail(t, why)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if l, ok := labs[o.ID]; ok {
+		return l
+	}
+	script, err := Script()
+	if err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"--lab", o.ID, "--subnet", strconv.Itoa(o.Subnet)}
+	// A lab left over from a killed run is dirty: start clean.
+	if out, err := exec.Command(script, append([]string{"down"}, common...)...).CombinedOutput(); err != nil {
+		t.Fatalf("lab down: %v\n%s", err, out)
+	}
+	args := append([]string{"up", strconv.Itoa(max(o.N, 1))}, common...)
+	for _, p := range o.Personas {
+		args = append(args, "--persona", p)
+	}
+	if o.Rate != "" {
+		args = append(args, "--rate", o.Rate)
+	}
+	if out, err := exec.Command(script, args...).CombinedOutput(); err != nil {
+		_ = exec.Command(script, append([]string{"down"}, common...)...).Run()
+		t.Fatalf("lab up: %v\n%s", err, out)
+	}
+	out, err := exec.Command(script, append([]string{"list", "--json"}, common...)...).Output()
+	if err != nil {
+		t.Fatalf("lab list: %v", err)
+	}
+	l := &Lab{}
+	if err := json.Unmarshal(out, l); err != nil {
+		t.Fatalf("lab list: %v\n%s", err, out)
+	}
+	labs[o.ID] = l
+	return l
+}
+
+// Main runs the tests and then takes down every lab they brought up. Use it in TestMain:
+//
+//	func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
+func Main(m *testing.M) int {
+	code := m.Run()
+	mu.Lock()
+	defer mu.Unlock()
+	script, err := Script()
+	if err != nil {
+		return code
+	}
+	for id := range labs {
+		if out, err := exec.Command(script, "down", "--lab", id).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "lab down %s: %v\n%s", id, err, out)
+			code = 1
+		}
+		delete(labs, id)
+	}
+	return code
+}
+
+// Host returns the host called name.
+func (l *Lab) Host(t testing.TB, name string) Host {
+	t.Helper()
+	for _, h := range l.Hosts {
+		if h.Name == name {
+			return h
+		}
+	}
+	t.Fatalf("lab %s has no host %q", l.ID, name)
+	return Host{}
+}
+
+// SSH runs cmd as root on host with OpenSSH's own client, independent of the code under test, and returns its
+// stdout. It fails the test when cmd fails.
+func (l *Lab) SSH(t testing.TB, h Host, cmd string) string {
+	t.Helper()
+	c := exec.Command("ssh", "-i", l.Key, "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes",
+		"-o", "UserKnownHostsFile="+l.KnownHosts, "-o", "BatchMode=yes", "root@"+h.IP, cmd)
+	var stdout, stderr bytes.Buffer
+	c.Stdout, c.Stderr = &stdout, &stderr
+	if err := c.Run(); err != nil {
+		t.Fatalf("ssh %s %q: %v\n%s", h.Name, cmd, err, stderr.String())
+	}
+	return strings.TrimSpace(stdout.String())
+}
