@@ -205,8 +205,9 @@ func (c *collector) collectModules(f *Facts) {
 	for _, n := range names {
 		k := moduleKey(n)
 		m := Module{Name: n, Loaded: loaded[k]}
-		if !m.Loaded && (builtin[k] || c.exists("/sys/module/"+k)) {
-			// /sys/module/NAME without a /proc/modules entry is a built-in module with parameters.
+		if !m.Loaded && (builtin[k] || c.exists("/sys/module/"+k) || c.working(k)) {
+			// /sys/module/NAME without a /proc/modules entry is a built-in module with parameters; a built-in
+			// module without parameters shows only by what it provides.
 			m.Builtin, m.Loaded = true, true
 		}
 		m.Available = m.Loaded || onDisk[k]
@@ -264,3 +265,25 @@ func moduleFromPath(p string) (string, bool) {
 
 // moduleKey is the kernel's canonical module name: '-' and '_' are interchangeable, '_' is canonical.
 func moduleKey(name string) string { return strings.ReplaceAll(name, "-", "_") }
+
+// working reports whether the kernel already provides what module k does, the way kubeadm and the kernel itself
+// tell: bridge netfilter's sysctls, the overlay file system, the IPVS table.
+func (c *collector) working(k string) bool {
+	switch k {
+	case "br_netfilter":
+		return c.exists("/proc/sys/net/bridge/bridge-nf-call-iptables")
+	case "ip_vs":
+		return c.exists("/proc/net/ip_vs")
+	case "overlay":
+		b, err := os.ReadFile(c.path("/proc/filesystems"))
+		if err != nil {
+			return false
+		}
+		for line := range strings.Lines(string(b)) {
+			if f := strings.Fields(line); len(f) > 0 && f[len(f)-1] == "overlay" {
+				return true
+			}
+		}
+	}
+	return false
+}

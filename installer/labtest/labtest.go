@@ -7,11 +7,13 @@ package labtest
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -136,6 +138,10 @@ func Up(t testing.TB, o Options) *Lab {
 	if err := json.Unmarshal(out, l); err != nil {
 		t.Fatalf("lab list: %v\n%s", err, out)
 	}
+	// Hosts in boot order: lab2 before lab10.
+	slices.SortFunc(l.Hosts, func(a, b Host) int {
+		return cmp.Compare(hostIndex(a.Name), hostIndex(b.Name))
+	})
 	labs[o.ID] = l
 	return l
 }
@@ -185,4 +191,9 @@ func (l *Lab) SSH(t testing.TB, h Host, cmd string) string {
 		t.Fatalf("ssh %s %q: %v\n%s", h.Name, cmd, err, stderr.String())
 	}
 	return strings.TrimSpace(stdout.String())
+}
+
+func hostIndex(name string) int {
+	n, _ := strconv.Atoi(strings.TrimPrefix(name, "lab"))
+	return n
 }
