@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"net"
@@ -70,28 +71,51 @@ func (c *Client) Upload(ctx context.Context, src, dst string, o UploadOptions) (
 	if o.Mode == 0 {
 		o.Mode = st.Mode().Perm()
 	}
-	sum := o.SHA256
-	if sum == "" {
-		if sum, err = hashPrefix(ctx, f, total); err != nil {
-			return res, fmt.Errorf("upload: hash %s: %w", src, err)
-		}
-	}
+	u := &upload{f: f, total: total, sum: o.SHA256}
 	var maxSent int64 // highest offset ever handed to the link, to count re-sent bytes
 	for {
 		res.Attempts++
-		done, err := c.uploadOnce(ctx, f, total, sum, dst, o, &res, &maxSent)
+		done, err := c.uploadOnce(ctx, u, dst, o, &res, &maxSent)
 		if done || err == nil {
 			return res, err
 		}
-		if !linkLost(err) || res.Attempts > c.cfg.Retries || ctx.Err() != nil {
+		retry := linkLost(err) || errors.Is(err, errDamaged)
+		if !retry || res.Attempts > c.cfg.Retries || ctx.Err() != nil {
 			return res, err
 		}
 		logctx.From(ctx).Warn("upload interrupted; resuming", "host", c.cfg.Host, "path", dst, "err", err)
 	}
 }
 
+// errDamaged is a copy whose sha256 on the node is not the local file's.
+var errDamaged = errors.New("the copy on the node is damaged")
+
+// upload is the local side of one file's upload.
+type upload struct {
+	f     *os.File
+	total int64
+	sum   string // hex sha256 of the whole file; "" until known
+}
+
+// localSum hashes the whole local file, once.
+func (u *upload) localSum(ctx context.Context) (string, error) {
+	if u.sum != "" {
+		return u.sum, nil
+	}
+	if _, err := u.f.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	if err := hashInto(ctx, h, u.f, u.total); err != nil {
+		return "", fmt.Errorf("upload: hash %s: %w", u.f.Name(), err)
+	}
+	u.sum = hex.EncodeToString(h.Sum(nil))
+	return u.sum, nil
+}
+
 // uploadOnce is one attempt. done reports a final outcome (success or a permanent error).
-func (c *Client) uploadOnce(ctx context.Context, f *os.File, total int64, sum, dst string, o UploadOptions, res *UploadResult, maxSent *int64) (bool, error) {
+func (c *Client) uploadOnce(ctx context.Context, u *upload, dst string, o UploadOptions, res *UploadResult, maxSent *int64) (bool, error) {
+	f, total := u.f, u.total
 	sc, closeSFTP, err := c.sftpClient(ctx, o.Sudo)
 	if err != nil {
 		return !linkLost(err), err
@@ -104,6 +128,10 @@ func (c *Client) uploadOnce(ctx context.Context, f *os.File, total int64, sum, d
 		return c.transferError(sc, op, p, 0, err)
 	}
 	if st, err := sc.Stat(dst); err == nil && st.Mode().IsRegular() && st.Size() == total {
+		sum, err := u.localSum(ctx)
+		if err != nil {
+			return true, err
+		}
 		if got, err := c.remoteSum(ctx, dst, -1, o.Sudo); err == nil && got == sum {
 			if st.Mode().Perm() != o.Mode {
 				if err := sc.Chmod(dst, o.Mode); err != nil {
@@ -124,7 +152,9 @@ func (c *Client) uploadOnce(ctx context.Context, f *os.File, total int64, sum, d
 		}
 	}
 	tmp := dir + "." + name + ".wtpart"
-	offset := c.resumeOffset(ctx, sc, f, tmp, total, o.Sudo)
+	// h hashes the file as it goes out (after the resumed prefix), so no separate pass over a big file is needed.
+	h := sha256.New()
+	offset := c.resumeOffset(ctx, sc, f, h, tmp, total, o.Sudo)
 	flags := os.O_WRONLY | os.O_CREATE
 	if offset == 0 {
 		flags |= os.O_TRUNC
@@ -149,7 +179,7 @@ func (c *Client) uploadOnce(ctx context.Context, f *os.File, total int64, sum, d
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
 		return true, fmt.Errorf("upload: %w", err)
 	}
-	cr := &countingReader{r: f, total: total, progress: o.Progress}
+	cr := &countingReader{r: io.TeeReader(f, h), total: total, progress: o.Progress}
 	cr.off.Store(offset)
 	_, err = w.ReadFrom(&io.LimitedReader{R: cr, N: total - offset})
 	sent := cr.off.Load() - offset
@@ -171,14 +201,20 @@ func (c *Client) uploadOnce(ctx context.Context, f *os.File, total int64, sum, d
 	if err := w.Close(); err != nil {
 		return !linkLost(err), terr("close", tmp, err)
 	}
+	sentSum := hex.EncodeToString(h.Sum(nil))
+	if u.sum != "" && sentSum != u.sum {
+		_ = sc.Remove(tmp)
+		return true, fmt.Errorf("upload %s: the local file changed while it was sent (sha256 %s, expected %s)", f.Name(), sentSum, u.sum)
+	}
+	u.sum = sentSum
 	got, err := c.remoteSum(ctx, tmp, -1, o.Sudo)
 	if err != nil {
 		return !linkLost(err), terr("verify", tmp, err)
 	}
-	if got != sum {
+	if got != u.sum {
 		_ = sc.Remove(tmp)
 		return false, &TransferError{Host: c.cfg.Host, Op: "verify", Path: dst, Free: -1,
-			Err: fmt.Errorf("sha256 on the node is %s, want %s: the copy was damaged in transit; sending it again", got, sum)}
+			Err: fmt.Errorf("%w: sha256 there is %s, want %s; sending it again", errDamaged, got, u.sum)}
 	}
 	if err := sc.Chmod(tmp, o.Mode); err != nil {
 		return !linkLost(err), terr("chmod", tmp, err)
@@ -191,7 +227,7 @@ func (c *Client) uploadOnce(ctx context.Context, f *os.File, total int64, sum, d
 
 // resumeOffset checks what an earlier attempt left in tmp. Writes go out concurrently, so the last window of the
 // temp file may have holes: only a prefix whose sha256 matches the local file is kept.
-func (c *Client) resumeOffset(ctx context.Context, sc *sftp.Client, f *os.File, tmp string, total int64, sudo bool) int64 {
+func (c *Client) resumeOffset(ctx context.Context, sc *sftp.Client, f *os.File, h hash.Hash, tmp string, total int64, sudo bool) int64 {
 	st, err := sc.Stat(tmp)
 	if err != nil || !st.Mode().IsRegular() || st.Size() == 0 {
 		return 0
@@ -204,12 +240,13 @@ func (c *Client) resumeOffset(ctx context.Context, sc *sftp.Client, f *os.File, 
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return 0
 	}
-	local, err := hashPrefix(ctx, f, n)
-	if err != nil {
+	if err := hashInto(ctx, h, f, n); err != nil {
+		h.Reset()
 		return 0
 	}
 	remote, err := c.remoteSum(ctx, tmp, n, sudo)
-	if err != nil || remote != local {
+	if err != nil || remote != hex.EncodeToString(h.Sum(nil)) {
+		h.Reset()
 		return 0
 	}
 	return n
@@ -291,20 +328,19 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// hashPrefix is the hex sha256 of the first n bytes of r.
-func hashPrefix(ctx context.Context, r io.Reader, n int64) (string, error) {
-	h := sha256.New()
+// hashInto writes the first n bytes of r into h.
+func hashInto(ctx context.Context, h hash.Hash, r io.Reader, n int64) error {
 	buf := make([]byte, 1<<20)
 	for n > 0 {
 		if err := ctx.Err(); err != nil {
-			return "", err
+			return err
 		}
 		m, err := io.ReadFull(r, buf[:min(int64(len(buf)), n)])
 		h.Write(buf[:m])
 		n -= int64(m)
 		if err != nil {
-			return "", err
+			return err
 		}
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return nil
 }
