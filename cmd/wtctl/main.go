@@ -16,6 +16,8 @@ import (
 	"github.com/wutong-paas/wutong-offline/bundle"
 	"github.com/wutong-paas/wutong-offline/bundle/parts"
 	"github.com/wutong-paas/wutong-offline/images/push"
+	"github.com/wutong-paas/wutong-offline/installer/cluster"
+	"github.com/wutong-paas/wutong-offline/installer/preflight"
 	"github.com/wutong-paas/wutong-offline/internal/i18n"
 )
 
@@ -28,6 +30,7 @@ const (
 	exitTrust     = 4 // signature missing or not trusted
 	exitDiskFull  = 5 // not enough space
 	exitAuth      = 6 // a registry refused the credentials
+	exitPreflight = 7 // preflight found errors on a host
 )
 
 // usageError marks errors in how the command was called.
@@ -60,6 +63,7 @@ var hintFor = map[int]string{
 	exitTrust:     i18n.ErrTrust,
 	exitDiskFull:  i18n.ErrDiskFull,
 	exitAuth:      i18n.ErrAuth,
+	exitPreflight: i18n.ErrPreflight,
 }
 
 func exitCode(err error) int {
@@ -71,10 +75,14 @@ func exitCode(err error) int {
 		te *bundle.TrustError
 		de *bundle.DiskFullError
 		ae *push.AuthError
+		ve *cluster.ValidationError
+		fe *preflight.FailedError
 	)
 	switch {
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.As(err, &ve):
 		return exitUsage
+	case errors.As(err, &fe):
+		return exitPreflight
 	case errors.As(err, &te):
 		return exitTrust
 	case errors.As(err, &ie), errors.As(err, &se), errors.As(err, &pe):
