@@ -43,6 +43,7 @@ const (
 	ErrTrust     = "err.trust"
 	ErrDiskFull  = "err.diskfull"
 	ErrAuth      = "err.auth"
+	ErrPreflight = "err.preflight"
 	WarnUnsigned = "warn.insecure"
 )
 
@@ -52,8 +53,8 @@ var catalog = map[string]map[Lang]string{
 		ZH: "命令执行失败，原因见上一行。",
 	},
 	ErrUsage: {
-		EN: "The command line or bundle.yaml is wrong; fix the named flag, argument or field and run it again.",
-		ZH: "命令参数或 bundle.yaml 有误：请按提示修改对应的参数或字段后重试。",
+		EN: "The command line, bundle.yaml or cluster.yaml is wrong; fix the named flag, argument or field and run it again.",
+		ZH: "命令参数、bundle.yaml 或 cluster.yaml 有误：请按提示修改对应的参数或字段后重试。",
 	},
 	ErrIntegrity: {
 		EN: "The bundle is damaged, incomplete or unsafe. Nothing was installed or extracted. Copy it (or the named part) again from the source.",
@@ -70,6 +71,10 @@ var catalog = map[string]map[Lang]string{
 	ErrAuth: {
 		EN: "The registry refused the credentials. Check the user name and password (--username, --password-stdin) and run it again; nothing was changed.",
 		ZH: "镜像仓库拒绝了登录凭据。请检查用户名和密码（--username、--password-stdin）后重试；未做任何更改。",
+	},
+	ErrPreflight: {
+		EN: "Some hosts are not ready. Nothing was installed. Fix each ERROR above as its arrow line says, then run preflight again; warnings alone do not stop the install.",
+		ZH: "部分主机尚不满足安装条件，未安装任何内容。请按每条 ERROR 下箭头行的提示修复后重新检查；仅有警告不会阻止安装。",
 	},
 	WarnUnsigned: {
 		EN: "WARNING: --insecure-skip-verify: the signature is NOT checked. Anyone could have built or altered this bundle.",
