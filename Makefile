@@ -9,7 +9,7 @@ FUZZTIME ?= 10s
 
 export CGO_ENABLED = 0
 
-.PHONY: help build build-all test unit fuzz lint cross-test bench demo clean
+.PHONY: help build build-all test unit fuzz lint cross-test bench bench-upload demo clean
 
 help:
 	@echo "make demo        build, sign, verify, inspect, split and extract a demo bundle (offline)"
@@ -17,7 +17,7 @@ help:
 	@echo "make build       bin/wtctl for this machine"
 	@echo "make build-all   dist/wtctl-linux-{amd64,arm64,loong64}, static"
 	@echo "make cross-test  unit tests for arm64 and loong64 under qemu-user-static"
-	@echo "make bench       benchmarks side by side with tar|zstd and sha256sum -> docs/benchmarks.md"
+	@echo "make bench       benchmarks side by side with tar|zstd, sha256sum, skopeo and scp -> docs/benchmarks.md"
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/wtctl ./cmd/wtctl
@@ -51,6 +51,10 @@ cross-test:
 
 bench: build
 	scripts/bench.sh
+	scripts/bench-upload.sh
+
+bench-upload:
+	scripts/bench-upload.sh
 
 demo: build-all build
 	scripts/demo.sh

@@ -735,6 +735,10 @@ EOF
 	echo '```'
 } >"$TMPDOC"
 mkdir -p "$(dirname "$DOC")"
+# Keep the sections other bench scripts own (from their marker to the end).
+if [ -f "$DOC" ] && grep -q '^<!-- bench-' "$DOC"; then
+	{ echo; awk '/^<!-- bench-/ { keep = 1 } keep' "$DOC"; } >>"$TMPDOC"
+fi
 cp "$TMPDOC" "$DOC"
 log "wrote $DOC"
 sed -n '/^## Summary/,/^## Machine/p' "$DOC" | grep '^| [a-z]' >&2

@@ -195,11 +195,27 @@ func (c *Client) uploadOnce(ctx context.Context, u *upload, dst string, o Upload
 		}
 		return !linkLost(err), err
 	}
-	if err := w.Sync(); err != nil && !errors.Is(err, sftp.ErrSSHFxOpUnsupported) {
-		return !linkLost(err), terr("sync", tmp, err)
+	// Every write is acknowledged: hash the node's copy (from its page cache) while it is flushed to disk.
+	type sumResult struct {
+		sum string
+		err error
 	}
-	if err := w.Close(); err != nil {
-		return !linkLost(err), terr("close", tmp, err)
+	remoteSum := make(chan sumResult, 1)
+	go func() {
+		got, err := c.remoteSum(ctx, tmp, -1, o.Sudo)
+		remoteSum <- sumResult{got, err}
+	}()
+	syncErr := w.Sync()
+	if errors.Is(syncErr, sftp.ErrSSHFxOpUnsupported) {
+		syncErr = nil
+	}
+	closeErr := w.Close()
+	rs := <-remoteSum
+	if syncErr != nil {
+		return !linkLost(syncErr), terr("sync", tmp, syncErr)
+	}
+	if closeErr != nil {
+		return !linkLost(closeErr), terr("close", tmp, closeErr)
 	}
 	sentSum := hex.EncodeToString(h.Sum(nil))
 	if u.sum != "" && sentSum != u.sum {
@@ -207,7 +223,7 @@ func (c *Client) uploadOnce(ctx context.Context, u *upload, dst string, o Upload
 		return true, fmt.Errorf("upload %s: the local file changed while it was sent (sha256 %s, expected %s)", f.Name(), sentSum, u.sum)
 	}
 	u.sum = sentSum
-	got, err := c.remoteSum(ctx, tmp, -1, o.Sudo)
+	got, err := rs.sum, rs.err
 	if err != nil {
 		return !linkLost(err), terr("verify", tmp, err)
 	}
