@@ -2,7 +2,8 @@
 // own network namespace in 10.99.0.0/16) for integration tests, and takes them down afterwards.
 //
 // The lab needs root, debootstrap, systemd-nspawn and OpenSSH's client tools. Without them a test skips and says
-// why, unless WUTONG_LAB_REQUIRED=1 (as in CI), where a missing prerequisite fails the test.
+// why, unless WUTONG_LAB_REQUIRED=1 (as in CI), where a missing prerequisite fails the test. WUTONG_LAB=off skips
+// lab tests on purpose (make cross-test runs the unit tests under qemu-user).
 package labtest
 
 import (
@@ -102,6 +103,9 @@ func skipOrFail(t testing.TB, why string) {
 // (see Main) to take every lab down.
 func Up(t testing.TB, o Options) *Lab {
 	t.Helper()
+	if os.Getenv("WUTONG_LAB") == "off" {
+		t.Skip("lab tests are off (WUTONG_LAB=off, as in make cross-test)")
+	}
 	if why := Prerequisites(); why != "" {
 		skipOrFail(t, why)
 	}
