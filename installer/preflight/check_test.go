@@ -65,7 +65,7 @@ func TestCheck(t *testing.T) {
 		{"unsupported os", func(cp, w *facts.Facts, n []Node) { cp.OS = facts.OS{ID: "centos", VersionID: "7"} }, []string{"os:error"}, nil},
 		{"kylin without service pack", func(cp, w *facts.Facts, n []Node) { cp.OS.ServicePack = "" }, []string{"os:warning"}, nil},
 		{"arch without payload", func(cp, w *facts.Facts, n []Node) { w.Arch, w.Machine = "loong64", "loongarch64" }, nil, []string{"arch:error"}},
-		{"small control plane", func(cp, w *facts.Facts, n []Node) { cp.CPUs, cp.MemoryBytes = 1, 1 << 30; w.CPUs = 1 },
+		{"small control plane", func(cp, w *facts.Facts, n []Node) { cp.CPUs, cp.MemoryBytes = 1, 1<<30; w.CPUs = 1 },
 			[]string{"resources:error", "resources:error"}, nil},
 		{"disk shared by payload, runtime and registry", func(cp, w *facts.Facts, n []Node) {
 			// Needs 1.2×(1+3 GiB) + 1.2×3 + 1.2×3 + 2 GiB ≈ 14 GiB on one file system; the worker needs less.

@@ -80,9 +80,9 @@ type Input struct {
 
 // Limits are the thresholds of the rules.
 type Limits struct {
-	MaxSkew   time.Duration     // largest clock difference from the jump host
-	DiskSlack float64           // free space needed per byte of payload
-	DiskExtra int64             // plus this, per file system
+	MaxSkew   time.Duration // largest clock difference from the jump host
+	DiskSlack float64       // free space needed per byte of payload
+	DiskExtra int64         // plus this, per file system
 	CPUs      map[cluster.Role]int
 	Memory    map[cluster.Role]uint64
 }
