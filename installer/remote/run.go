@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -80,13 +81,16 @@ func (c *Client) Run(ctx context.Context, cmd Cmd) (Result, error) {
 
 	var out bytes.Buffer
 	errTail := &tailBuffer{max: 16 << 10}
-	s.Stdout = &out
+	// A command abandoned after a timeout may still print: the gate drops what arrives after Run returns.
+	g := &gate{}
+	defer g.close()
+	s.Stdout = g.writer(&out)
 	if cmd.Stdout != nil {
-		s.Stdout = cmd.Stdout
+		s.Stdout = g.writer(cmd.Stdout)
 	}
-	s.Stderr = errTail
+	s.Stderr = g.writer(errTail)
 	if cmd.Stderr != nil {
-		s.Stderr = io.MultiWriter(errTail, cmd.Stderr)
+		s.Stderr = g.writer(io.MultiWriter(errTail, cmd.Stderr))
 	}
 	s.Stdin = stdin
 	start := time.Now()
@@ -111,6 +115,7 @@ func (c *Client) Run(ctx context.Context, cmd Cmd) (Result, error) {
 			err = fmt.Errorf("timed out after %s: %w", timeout, err)
 		}
 	}
+	g.close()
 	res := Result{Stdout: out.Bytes(), Stderr: errTail.String()}
 	logctx.From(ctx).Debug("run", "host", c.cfg.Host, "cmd", cmd.shown(), "sudo", cmd.Sudo, "took", time.Since(start).Round(time.Millisecond), "err", err)
 	if err == nil {
@@ -125,4 +130,32 @@ func (c *Client) Run(ctx context.Context, cmd Cmd) (Result, error) {
 		}
 	}
 	return res, ce
+}
+
+// gate serialises writes from a session's output copiers and shuts them out once closed.
+type gate struct {
+	mu     sync.Mutex
+	closed bool
+}
+
+func (g *gate) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+}
+
+func (g *gate) writer(w io.Writer) io.Writer { return gatedWriter{g, w} }
+
+type gatedWriter struct {
+	g *gate
+	w io.Writer
+}
+
+func (gw gatedWriter) Write(p []byte) (int, error) {
+	gw.g.mu.Lock()
+	defer gw.g.mu.Unlock()
+	if gw.g.closed {
+		return len(p), nil
+	}
+	return gw.w.Write(p)
 }
