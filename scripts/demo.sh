@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The guided demo: build a signed multi-arch bundle from local content only (the wtctl binaries for three arches,
-# an OCI image built from them, and a Kubernetes manifest), then verify, inspect, split and extract it.
+# an OCI image built from them, and a Kubernetes manifest), then verify, inspect, split and extract it, seed a
+# registry from it, and (as root) preflight a lab of three servers against it.
 # Works offline. Run from the repo root through `make demo`, which builds the binaries first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -88,6 +89,41 @@ for _ in $(seq 50); do curl -fsS --cacert "$DEMO/pki/ca.crt" https://127.0.0.1:5
 echo "catalog: $(curl -fsS --cacert "$DEMO/pki/ca.crt" https://127.0.0.1:5643/v2/_catalog)"
 echo "tags:    $(curl -fsS --cacert "$DEMO/pki/ca.crt" "https://127.0.0.1:5643/v2/docker.io/wutong/wtctl/tags/list")"
 kill "$REG"; wait "$REG" 2>/dev/null || true
+fi
+
+step "10. A lab of three servers (Kylin V10 SP2, openEuler 22.03, UOS 20) and a preflight against them"
+LABARGS=(--lab demo --subnet 9)
+if [ "$(id -u)" != 0 ] || ! command -v debootstrap >/dev/null || ! command -v systemd-nspawn >/dev/null; then
+	echo "skipped: the lab needs root, debootstrap and systemd-nspawn (apt-get install debootstrap systemd-container)"
+else
+	trap 'kill $REG 2>/dev/null || true; scripts/lab/lab down "${LABARGS[@]}" >/dev/null 2>&1 || true' EXIT
+	scripts/lab/lab up 3 "${LABARGS[@]}" --persona kylin-v10-sp2 --persona openeuler2203 --persona uos20
+	cat > "$DEMO/cluster.yaml" <<YAML
+apiVersion: wutong.io/v1alpha1
+kind: Cluster
+metadata: {name: demo}
+spec:
+  ssh:
+    password: {env: WT_SSH_PASSWORD}    # never written in clear
+  kubernetes:
+    serviceCIDR: 10.96.0.0/16           # the default 10.96.0.0/12 would contain the lab's 10.99.9.0/24
+  bundle: out/$(basename "$ARCHIVE")
+  hosts:
+    - {name: cp1, address: 10.99.9.11, roles: [control-plane, registry]}
+    - {name: node1, address: 10.99.9.12, roles: [worker]}
+    - {name: node2, address: 10.99.9.13, roles: [worker]}
+YAML
+	export WT_SSH_PASSWORD=wutong-root
+	rm -rf "$DEMO/.wutong"
+	"$WTCTL" cluster validate -f "$DEMO/cluster.yaml"
+	echo
+	echo "-- first contact: the hosts' keys are unknown, so they are refused (strict by default):"
+	"$WTCTL" cluster preflight -f "$DEMO/cluster.yaml" --key "$DEMO/release.pub" --agent-dir dist 2>&1 | grep -m1 "unknown host key" || true
+	echo "-- after checking the fingerprints with the servers' owner, accept and record them in the workdir:"
+	"$WTCTL" cluster preflight -f "$DEMO/cluster.yaml" --key "$DEMO/release.pub" --agent-dir dist --accept-new-host-keys || true
+	echo
+	echo "recorded host keys: $DEMO/.wutong/demo/known_hosts; report: $DEMO/.wutong/demo/preflight.json"
+	scripts/lab/lab down "${LABARGS[@]}"
 fi
 
 step "Done. Everything is under $DEMO/"

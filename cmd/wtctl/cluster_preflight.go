@@ -87,7 +87,7 @@ The report is also written to the workdir as preflight.json, for the install.`,
 				},
 				Progress: func(host string, err error) {
 					if err != nil {
-						fmt.Fprintf(stderr, "  %s: %v\n", host, err)
+						fmt.Fprintf(stderr, "  %v\n", err) // remote errors start with the host's name
 					}
 				},
 			})
