@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/wutong-paas/wutong-offline/installer/cluster"
+	"github.com/wutong-paas/wutong-offline/internal/progress"
 	"github.com/wutong-paas/wutong-offline/internal/i18n"
 )
 
@@ -375,15 +376,4 @@ func checkFirewalld(c *checker, n Node) []Finding {
 }
 
 // bytesIEC formats n as KiB, MiB or GiB.
-func bytesIEC(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func bytesIEC(n uint64) string { return progress.Bytes(int64(n)) }
