@@ -6,8 +6,8 @@ import (
 	"strings"
 
 	"github.com/wutong-paas/wutong-offline/installer/cluster"
-	"github.com/wutong-paas/wutong-offline/internal/progress"
 	"github.com/wutong-paas/wutong-offline/internal/i18n"
+	"github.com/wutong-paas/wutong-offline/internal/progress"
 )
 
 // rule checks one host. Rules read facts only; they never touch the node.
