@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -388,5 +389,75 @@ func TestLabUploadErrors(t *testing.T) {
 	_, err = cu.Upload(t.Context(), src, "/root/not-yours", remote.UploadOptions{})
 	if !errors.Is(err, remote.ErrPermission) {
 		t.Fatalf("permission: err = %v", err)
+	}
+}
+
+func TestLabSessionLimit(t *testing.T) {
+	l := lab(t)
+	cfg := rootCfg(l, l.Host(t, "lab1"))
+	cfg.MaxSessions = 2
+	c := dial(t, cfg)
+	// Each command records when it ran on the node; at most two may overlap.
+	type span struct{ start, end int64 }
+	spans := make(chan span, 6)
+	errs := make(chan error, 6)
+	for i := 0; i < 6; i++ {
+		go func() {
+			out, err := c.Output(t.Context(), "date +%s%N; sleep 0.3; date +%s%N")
+			var s span
+			if err == nil {
+				_, err = fmt.Sscan(out, &s.start, &s.end)
+			}
+			spans <- s
+			errs <- err
+		}()
+	}
+	var all []span
+	for i := 0; i < 6; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, <-spans)
+	}
+	for _, a := range all {
+		overlap := 0
+		for _, b := range all {
+			if b.start <= a.start && a.start < b.end {
+				overlap++
+			}
+		}
+		if overlap > 2 {
+			t.Fatalf("%d commands ran at once with MaxSessions 2: %v", overlap, all)
+		}
+	}
+}
+
+func TestLabKeepAliveRedial(t *testing.T) {
+	l := lab(t)
+	h := l.Host(t, "lab2")
+	cfg := rootCfg(l, h)
+	cfg.KeepAlive = 200 * time.Millisecond
+	cfg.RetryDelay = 200 * time.Millisecond
+	c := dial(t, cfg)
+	before, err := c.Output(t.Context(), "echo $SSH_CONNECTION")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The link goes dark for a while: keepalives go unanswered and the connection is dropped.
+	route := []string{"-n", h.NetNS, "route", "add", "blackhole", l.JumpIP + "/32"}
+	if out, err := exec.Command("ip", route...).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	time.Sleep(2 * time.Second)
+	route[3] = "del"
+	if out, err := exec.Command("ip", route...).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	after, err := c.Output(t.Context(), "echo $SSH_CONNECTION")
+	if err != nil {
+		t.Fatalf("after the link came back: %v", err)
+	}
+	if after == before {
+		t.Fatalf("still on the old connection (%s): the dead link was not noticed", after)
 	}
 }
