@@ -193,7 +193,7 @@ func TestParseProblems(t *testing.T) {
 		},
 		"login.yaml": {
 			"9 spec.ssh.timeout", "10 spec.ssh.bastion", "11 spec.ssh.bastion.address", "12 spec.ssh.bastion.user",
-			"14 spec.hosts[0]", "18 spec.hosts[1]", "20 spec.hosts[1].passphrase",
+			"14 spec.hosts[0]", "18 spec.hosts[1]", "20 spec.hosts[1].passphrase", "27 spec.hosts[3]",
 		},
 		"network.yaml": {
 			"13 spec.kubernetes.version", "14 spec.kubernetes.controlPlaneEndpoint", "15 spec.kubernetes.podCIDR",

@@ -148,6 +148,8 @@ func (k *checker) hosts(c *Cluster) {
 		switch {
 		case !hasAuth(eff.Endpoint) && !k.isBroken("spec.ssh", p):
 			k.errorf(p, "%s has no way to log in: set password, privateKey or agent: true on the host or in spec.ssh", nameOr(h, i))
+		case !eff.Sudo && eff.User != "root":
+			k.errorf(p, "%s logs in as %q without sudo, but installing needs root: set sudo: true (with sudoPassword or password), or log in as root", nameOr(h, i), eff.User)
 		case eff.Sudo && eff.User != "root" && eff.SudoPassword.IsZero() && !eff.SudoNoPassword:
 			k.errorf(p, "%s logs in as %q and uses sudo, but has no password for sudo: set sudoPassword (or password), or sudoNoPassword: true if sudoers grants NOPASSWD", nameOr(h, i), eff.User)
 		}
