@@ -164,6 +164,8 @@ func (c *Client) dial(ctx context.Context) (*ssh.Client, error) {
 		}
 		conn, err = bc.DialContext(dctx, "tcp", addr)
 		if err != nil {
+			// The bastion's own link may be what died: let the retry redial it too.
+			c.bastion.drop(bc)
 			return nil, &DialError{Host: cfg.Host, Address: addr, Via: via, Err: err}
 		}
 	} else {
