@@ -27,8 +27,8 @@ func (c *collector) exists(p string) bool {
 	return err == nil
 }
 
-// collectUname fills Kernel, Machine and Arch from /proc/sys/kernel/{osrelease,arch}; on the real root, uname(2)
-// fills what those files lack (older kernels have no /proc/sys/kernel/arch). It errors only if no kernel release
+// collectUname fills Kernel, Machine and Arch: the machine from uname(2) on the real root, else from
+// /proc/sys/kernel/arch (older kernels have no such file); the kernel from /proc/sys/kernel/osrelease. It errors only if no kernel release
 // could be found.
 func (c *collector) collectUname(f *Facts) error {
 	var errs []error
@@ -36,19 +36,21 @@ func (c *collector) collectUname(f *Facts) error {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	machine, _ := c.readTrim("/proc/sys/kernel/arch")
-	if c.real && (kernel == "" || machine == "") {
+	var machine string
+	if c.real {
+		// uname(2) is what `uname -m` shows, and what the installer chose this agent's arch by.
 		u, err := uname()
 		if err != nil {
 			errs = append(errs, err)
 		} else {
+			machine = u.machine
 			if kernel == "" {
 				kernel = u.release
 			}
-			if machine == "" {
-				machine = u.machine
-			}
 		}
+	}
+	if machine == "" {
+		machine, _ = c.readTrim("/proc/sys/kernel/arch")
 	}
 	f.Kernel, f.Machine, f.Arch = kernel, machine, NormalizeArch(machine)
 	if kernel == "" {
