@@ -201,3 +201,16 @@ func hostIndex(name string) int {
 	n, _ := strconv.Atoi(strings.TrimPrefix(name, "lab"))
 	return n
 }
+
+// BuildAgent builds the wtctl that the installer puts on lab hosts (linux/amd64, static) and returns the
+// directory holding it as wtctl-linux-amd64.
+func BuildAgent(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "wtctl-linux-amd64"), "github.com/wutong-paas/wutong-offline/cmd/wtctl")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build the node agent: %v\n%s", err, out)
+	}
+	return dir
+}

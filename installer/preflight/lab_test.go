@@ -37,19 +37,6 @@ var personas = []struct {
 	{"rocky9", "rocky", "9.3", "Blue Onyx", ""},
 }
 
-// buildAgent builds the wtctl that Gather puts on the lab hosts.
-func buildAgent(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	out := filepath.Join(dir, "wtctl-linux-amd64")
-	cmd := exec.Command("go", "build", "-o", out, "github.com/wutong-paas/wutong-offline/cmd/wtctl")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH=amd64")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build agent: %v\n%s", err, b)
-	}
-	return dir
-}
-
 // labCluster writes a cluster.yaml for the lab: the first host is the control plane and registry.
 func labCluster(t *testing.T, l *labtest.Lab) (string, *cluster.Cluster) {
 	t.Helper()
@@ -80,7 +67,7 @@ func TestLabPreflight(t *testing.T) {
 		names = append(names, p.persona)
 	}
 	l := labtest.Up(t, labtest.Options{ID: "pf", Subnet: 2, N: len(names), Personas: names})
-	agentDir := buildAgent(t)
+	agentDir := labtest.BuildAgent(t)
 	path, c := labCluster(t, l)
 	keys := remote.HostKeys{Files: []string{l.KnownHosts}}
 	agent := func(arch string) (string, error) { return preflight.LocalAgent(arch, agentDir) }

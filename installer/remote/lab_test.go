@@ -339,8 +339,9 @@ func TestLabUploadResume(t *testing.T) {
 	if res.Attempts != 2 || res.Resumed == 0 {
 		t.Fatalf("want a second attempt resuming a prefix: %+v", res)
 	}
-	// Bytes sent again are at most the write window in flight when the link died, far less than the file.
-	if res.Resent > 4<<20 || res.Sent != size-res.Resumed+(res.Resumed+res.Resent) {
+	// Bytes sent again are what was in flight when the link died (the 2 MiB write window, plus what had been read
+	// for sending) and the window kept back on resume because it may have holes: a few MiB, far less than the file.
+	if res.Resent > 6<<20 || res.Sent != size-res.Resumed+(res.Resumed+res.Resent) {
 		t.Fatalf("resend accounting: %+v", res)
 	}
 	if last.Load() != size {
