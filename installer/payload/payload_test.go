@@ -110,3 +110,47 @@ func TestForArch(t *testing.T) {
 }
 
 func sorted(s []string) []string { slices.Sort(s); return s }
+
+func TestVerify(t *testing.T) {
+	dir, m := extracted(t)
+	files, err := ForArch(dir, m, "amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list strings.Builder
+	if err := WriteList(&list, files); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadList(strings.NewReader(list.String()))
+	if err != nil || len(back) != len(files) || back[0].SHA256 != files[0].SHA256 {
+		t.Fatalf("round trip: %v %d", err, len(back))
+	}
+	if problems, err := Verify(t.Context(), dir, back); err != nil || len(problems) != 0 {
+		t.Fatalf("intact payload: %v %v", problems, err)
+	}
+	os.WriteFile(filepath.Join(dir, "files/amd64/kubeadm"), []byte("kubeadm AMD64"), 0o755) // same size
+	os.Remove(filepath.Join(dir, "manifests/flannel.yaml"))
+	os.WriteFile(filepath.Join(dir, "files/all/cni.tgz"), []byte("cni, longer"), 0o644)
+	problems, err := Verify(t.Context(), dir, back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, p := range problems {
+		got[p.Path] = p.Reason
+	}
+	want := map[string]string{"files/amd64/kubeadm": "sha256", "manifests/flannel.yaml": "missing", "files/all/cni.tgz": "size"}
+	if len(got) != len(want) {
+		t.Fatalf("problems %v, want %v", got, want)
+	}
+	for p, r := range want {
+		if got[p] != r {
+			t.Errorf("%s: %q, want %q", p, got[p], r)
+		}
+	}
+	for _, bad := range []string{"x 1 a", strings.Repeat("a", 64) + " -1 a", strings.Repeat("a", 64) + " 1 ../etc/passwd", strings.Repeat("a", 64) + " 1 /etc/passwd"} {
+		if _, err := ReadList(strings.NewReader(bad + "\n")); err == nil {
+			t.Errorf("ReadList accepted %q", bad)
+		}
+	}
+}
