@@ -1,0 +1,232 @@
+package pipeline_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wutong-paas/wutong-offline/bundle"
+	"github.com/wutong-paas/wutong-offline/images"
+	"github.com/wutong-paas/wutong-offline/images/imagestest"
+	"github.com/wutong-paas/wutong-offline/installer/cluster"
+	"github.com/wutong-paas/wutong-offline/installer/engine"
+	"github.com/wutong-paas/wutong-offline/installer/labtest"
+	"github.com/wutong-paas/wutong-offline/installer/pipeline"
+	"github.com/wutong-paas/wutong-offline/installer/preflight"
+	"github.com/wutong-paas/wutong-offline/installer/remote"
+)
+
+func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
+
+// extractedBundle is an extracted bundle for amd64 and arm64: a 24 MiB binary (so that a run can be killed
+// mid-upload), a manifest, and a layout with one two-arch image.
+func extractedBundle(t *testing.T) (string, *bundle.Manifest) {
+	dir := t.TempDir()
+	l, err := images.CreateLayout(filepath.Join(dir, "oci"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(t.Context(), "registry.k8s.io/pause:3.10", imagestest.RandomIndex(t, []string{"amd64", "arm64"}, 1, 1, 4096), nil); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 24<<20)
+	rand.Read(big)
+	for p, c := range map[string][]byte{"files/amd64/kubelet": big, "files/arm64/kubelet": []byte("arm"), "manifests/flannel.yaml": []byte("kind: Namespace\n")} {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755)
+		os.WriteFile(filepath.Join(dir, p), c, 0o755)
+	}
+	m := &bundle.Manifest{Arches: []string{"amd64", "arm64"}}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, _ := os.ReadFile(p)
+		sum := sha256.Sum256(b)
+		rel, _ := filepath.Rel(dir, p)
+		m.Entries = append(m.Entries, bundle.Entry{Path: filepath.ToSlash(rel), Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:]), Mode: 0o755})
+		return nil
+	})
+	return dir, m
+}
+
+type setup struct {
+	lab     *labtest.Lab
+	cluster *cluster.Cluster
+	in      *pipeline.Install
+	keys    remote.HostKeys
+}
+
+func newSetup(t *testing.T) *setup {
+	l := labtest.Up(t, labtest.Options{ID: "pl", Subnet: 7, N: 2, Personas: []string{"kylin-v10-sp2", "openeuler2203"}})
+	// The control plane logs in as root with the lab key; the worker as a sudo user with a password.
+	yaml := fmt.Sprintf(`apiVersion: wutong.io/v1alpha1
+kind: Cluster
+metadata: {name: pl}
+spec:
+  kubernetes: {serviceCIDR: 10.96.0.0/16}
+  hosts:
+    - {name: cp1, address: %s, privateKey: %s, roles: [control-plane, registry]}
+    - {name: w1, address: %s, user: %s, password: {env: WT_LAB_USER_PASSWORD}, sudo: true, roles: [worker]}
+`, l.Hosts[0].IP, l.Key, l.Hosts[1].IP, l.User)
+	t.Setenv("WT_LAB_USER_PASSWORD", l.UserPassword)
+	p := filepath.Join(t.TempDir(), "cluster.yaml")
+	os.WriteFile(p, []byte(yaml), 0o600)
+	c, err := cluster.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, m := extractedBundle(t)
+	agentDir := labtest.BuildAgent(t)
+	in := &pipeline.Install{Cluster: c, BundleDir: dir, Manifest: m,
+		Agent: func(arch string) (string, error) { return preflight.LocalAgent(arch, agentDir) }}
+	return &setup{lab: l, cluster: c, in: in, keys: remote.HostKeys{Files: []string{l.KnownHosts}}}
+}
+
+// run runs the pipeline once; cancelAt, when it returns true for an event, cancels the run there.
+func (s *setup) run(t *testing.T, dryRun bool, cancelAt func(engine.Event) bool) (*engine.Summary, error) {
+	t.Helper()
+	targets := pipeline.Targets(s.cluster, s.keys)
+	defer pipeline.Close(targets)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	e, err := engine.New(targets, engine.Options{Workdir: s.cluster.WorkdirPath(), DryRun: dryRun, Events: func(ev engine.Event) {
+		if cancelAt != nil && cancelAt(ev) {
+			cancel()
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.Run(ctx, s.in.Phases())
+}
+
+// state is what the install touches on a host, as OpenSSH (not our code) sees it.
+func (s *setup) state(t *testing.T, h labtest.Host) string {
+	return s.lab.SSH(t, h, "cat /etc/hosts /proc/sys/net/ipv4/ip_forward; ls -R /opt/wutong /var/lib/wutong 2>&1; find /opt/wutong -type f -exec sha256sum {} + 2>/dev/null | sort")
+}
+
+func TestLabInstall(t *testing.T) {
+	s := newSetup(t)
+	hosts := s.lab.Hosts
+	before := []string{s.state(t, hosts[0]), s.state(t, hosts[1])}
+
+	// A dry run on fresh hosts plans everything and changes nothing.
+	sum, err := s.run(t, true, nil)
+	if err != nil {
+		t.Fatalf("dry run: %v", err)
+	}
+	if sum.Plan == nil || sum.Changes == 0 || !strings.Contains(sum.Plan.String(), "/opt/wutong/files/amd64/kubelet") {
+		t.Fatalf("dry run plan:\n%v", sum.Plan)
+	}
+	for i, h := range hosts {
+		if got := s.state(t, h); got != before[i] {
+			t.Fatalf("the dry run changed %s:\nbefore:\n%s\nafter:\n%s", h.Name, before[i], got)
+		}
+	}
+
+	// Killed at each phase boundary and mid-upload; every re-run goes on from where the last one stopped.
+	kills := []struct {
+		name string
+		at   func(engine.Event) bool
+	}{
+		{"facts", func(ev engine.Event) bool { p, ok := ev.(engine.PhaseStarted); return ok && p.Phase == "facts" }},
+		{"preflight", func(ev engine.Event) bool { p, ok := ev.(engine.PhaseStarted); return ok && p.Phase == "preflight" }},
+		{"mid-upload", func(ev engine.Event) bool {
+			p, ok := ev.(engine.Progress)
+			return ok && strings.HasSuffix(p.Label, "kubelet") && p.Done > 4<<20 && p.Done < p.Total
+		}},
+		{"node prep", func(ev engine.Event) bool { p, ok := ev.(engine.PhaseStarted); return ok && p.Phase == "node prep" }},
+	}
+	for _, k := range kills {
+		_, err := s.run(t, false, k.at)
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("killed at %s: err = %v, want context.Canceled", k.name, err)
+		}
+	}
+	recs, err := engine.ReadJournal(s.cluster.WorkdirPath())
+	if err != nil || engine.Unfinished(recs) == nil {
+		t.Fatalf("the journal must say what is unfinished: %v", err)
+	}
+	sum, err = s.run(t, false, nil)
+	if err != nil {
+		t.Fatalf("resumed run: %v", err)
+	}
+	// distribute finished in an earlier run for neither host (it was killed mid-upload), node prep for none.
+	if sum.Changes == 0 {
+		t.Fatal("the resumed run had nothing left to do: the kills did not stop anything")
+	}
+
+	// Done: a second run changes nothing.
+	sum, err = s.run(t, false, nil)
+	if err != nil || sum.Changes != 0 {
+		t.Fatalf("second run: %d change(s), %v", sum.Changes, err)
+	}
+	for _, h := range hosts {
+		st := s.state(t, h)
+		for _, want := range []string{"# BEGIN wutong-offline", "registry.wutong.local", "\n1\n", "/opt/wutong/files/amd64/kubelet", "/opt/wutong/bin/wtctl"} {
+			if !strings.Contains(st, want) {
+				t.Errorf("%s: %q missing:\n%s", h.Name, want, st)
+			}
+		}
+		if strings.Contains(st, "wtpart") {
+			t.Errorf("%s: a partial upload was left behind:\n%s", h.Name, st)
+		}
+	}
+
+	// A damaged payload file is found and sent again; nothing else changes.
+	s.lab.SSH(t, hosts[1], "printf X | dd of=/opt/wutong/files/amd64/kubelet bs=1 seek=100 conv=notrunc status=none")
+	sum, err = s.run(t, false, nil)
+	if err != nil || sum.Changes != 1 {
+		t.Fatalf("repair run: %d change(s), %v; want exactly the damaged file re-sent", sum.Changes, err)
+	}
+	want, _ := os.ReadFile(filepath.Join(s.in.BundleDir, "files/amd64/kubelet"))
+	sha := sha256.Sum256(want)
+	if got := s.lab.SSH(t, hosts[1], "sha256sum /opt/wutong/files/amd64/kubelet | cut -d' ' -f1"); got != hex.EncodeToString(sha[:]) {
+		t.Fatalf("repaired file sha256 %s", got)
+	}
+}
+
+func TestLabInstallUnreachableHost(t *testing.T) {
+	s := newSetup(t)
+	// The worker's address is wrong: it fails in connect with a hint, and the control plane carries on to the end.
+	s.cluster.Spec.Hosts[1].Address = "10.99.7.250"
+	c, err := cluster.Parse("cluster.yaml", mustMarshal(t, s.cluster), cluster.ParseOptions{Dir: filepath.Dir(s.cluster.File())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cluster, s.in.Cluster = c, c
+	sum, err := s.run(t, false, nil)
+	var hf *engine.HostsFailedError
+	if !errors.As(err, &hf) {
+		t.Fatalf("err = %v, want HostsFailedError", err)
+	}
+	for _, h := range sum.Hosts {
+		switch h.Name {
+		case "w1":
+			if h.Status != engine.StatusFailed || h.Phase != "connect" || h.Hint == "" {
+				t.Errorf("w1: %+v", h)
+			}
+		case "cp1":
+			if h.Status != engine.StatusDone {
+				t.Errorf("cp1 did not carry on: %+v", h)
+			}
+		}
+	}
+}
+
+func mustMarshal(t *testing.T, c *cluster.Cluster) []byte {
+	t.Helper()
+	b, err := cluster.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -1,0 +1,180 @@
+// Package pipeline is `wtctl cluster install`: the install phases, in order, over the engine. Read Phases top to
+// bottom to know what an install does. This issue's phases end with node preparation; the container runtime, the
+// registry, image preload and kubeadm come next.
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/wutong-paas/wutong-offline/bundle"
+	"github.com/wutong-paas/wutong-offline/installer/cluster"
+	"github.com/wutong-paas/wutong-offline/installer/engine"
+	"github.com/wutong-paas/wutong-offline/installer/facts"
+	"github.com/wutong-paas/wutong-offline/installer/preflight"
+	"github.com/wutong-paas/wutong-offline/installer/remote"
+)
+
+// Install holds what the phases share. Fill the exported fields, then run Phases with an engine over Targets.
+type Install struct {
+	Cluster *cluster.Cluster
+	// BundleDir is the extracted, verified bundle, and Manifest its signed manifest.
+	BundleDir string
+	Manifest  *bundle.Manifest
+	// Agent returns the local wtctl built for an arch. Default preflight.LocalAgent.
+	Agent func(arch string) (string, error)
+	// Now is this machine's clock, for the skew check. Default time.Now.
+	Now func() time.Time
+
+	mu     sync.Mutex
+	facts  map[string]*facts.Facts
+	skew   map[string]time.Duration
+	report *preflight.Report
+}
+
+// Phases is the install pipeline.
+func (in *Install) Phases() []engine.Phase {
+	return []engine.Phase{
+		engine.ForEachHost("connect", in.connect),
+		engine.ForEachHost("facts", in.collectFacts),
+		preflightPhase{in},
+		engine.ForEachHost("distribute", in.distribute),
+		engine.ForEachHost("node prep", in.nodePrep),
+	}
+}
+
+// Report is the preflight report of the last run, or nil.
+func (in *Install) Report() *preflight.Report {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.report
+}
+
+// Targets are lazily dialled links to every host: a host that cannot be reached fails in the connect phase, with
+// the others carrying on.
+func Targets(c *cluster.Cluster, keys remote.HostKeys) []engine.Target {
+	var ts []engine.Target
+	for _, h := range c.Spec.Hosts {
+		l := &lazyClient{host: h.Name, cfg: preflight.RemoteConfig(h, keys)}
+		ts = append(ts, engine.Target{Host: h, Runner: l, Uploader: l})
+	}
+	return ts
+}
+
+// Close drops the links Targets made.
+func Close(ts []engine.Target) {
+	for _, t := range ts {
+		if l, ok := t.Runner.(*lazyClient); ok {
+			l.close()
+		}
+	}
+}
+
+func (in *Install) connect(ctx context.Context, n *engine.Node) error {
+	_, err := n.Query(ctx, remote.Cmd{Line: "true"})
+	return err
+}
+
+// collectFacts puts the agent on the node (the one change before preflight) and reads its facts. In a dry run the
+// agent is not uploaded: a fresh node then has no facts, and preflight says so.
+func (in *Install) collectFacts(ctx context.Context, n *engine.Node) error {
+	res, err := n.Query(ctx, remote.Cmd{Line: "uname -m"})
+	if err != nil {
+		return err
+	}
+	arch := facts.NormalizeArch(string(trimSpace(res.Stdout)))
+	agent := in.Agent
+	if agent == nil {
+		agent = func(a string) (string, error) { return preflight.LocalAgent(a) }
+	}
+	local, err := agent(arch)
+	if err != nil {
+		return engine.WithHint(fmt.Errorf("node agent for %s: %w", arch, err),
+			"build it (make build-all) or pass --agent-dir", "请先构建（make build-all）或用 --agent-dir 指定")
+	}
+	sum, err := fileSHA256(local)
+	if err != nil {
+		return err
+	}
+	changed, err := n.Upload(ctx, local, preflight.AgentPath, remote.UploadOptions{Mode: 0o755, Sudo: true, SHA256: sum})
+	if err != nil {
+		return err
+	}
+	if n.DryRun() && changed {
+		n.Logf("dry run: the agent is not on the node yet, so there are no facts (arch %s from uname)", arch)
+		in.setFacts(n.Name(), &facts.Facts{Arch: arch, Machine: string(trimSpace(res.Stdout))}, 0, false)
+		return nil
+	}
+	now := in.Now
+	if now == nil {
+		now = time.Now
+	}
+	f, skew, err := preflight.Collect(ctx, gateLink{n}, gateLink{n}, func(string) (string, error) { return local, nil }, now)
+	if err != nil {
+		return err
+	}
+	in.setFacts(n.Name(), f, skew, true)
+	return nil
+}
+
+func (in *Install) setFacts(host string, f *facts.Facts, skew time.Duration, full bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.facts == nil {
+		in.facts, in.skew = map[string]*facts.Facts{}, map[string]time.Duration{}
+	}
+	if !full {
+		f.Warnings = append(f.Warnings, "partial: dry run without the agent")
+	}
+	in.facts[host], in.skew[host] = f, skew
+}
+
+func (in *Install) factsOf(host string) (*facts.Facts, time.Duration) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.facts[host], in.skew[host]
+}
+
+// gateLink lets preflight.Collect work through the gate: its reads are queries, and its one upload (the agent,
+// already in place) is skipped as identical.
+type gateLink struct{ n *engine.Node }
+
+func (g gateLink) Host() string { return g.n.Name() }
+func (g gateLink) Run(ctx context.Context, cmd remote.Cmd) (remote.Result, error) {
+	return g.n.Query(ctx, cmd)
+}
+func (g gateLink) Upload(ctx context.Context, src, dst string, o remote.UploadOptions) (remote.UploadResult, error) {
+	sum, err := fileSHA256(src)
+	if err != nil {
+		return remote.UploadResult{}, err
+	}
+	o.SHA256 = sum
+	changed, err := g.n.Upload(ctx, src, dst, o)
+	return remote.UploadResult{Skipped: !changed, Attempts: 1}, err
+}
+
+func fileSHA256(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
