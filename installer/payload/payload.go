@@ -39,6 +39,16 @@ func (e *NoArchError) Error() string {
 // ForArch lists the files a node of arch gets from the bundle extracted at dir, whose verified manifest is m, in
 // manifest order.
 func ForArch(dir string, m *bundle.Manifest, arch string) ([]File, error) {
+	return forNode(dir, m, arch, false)
+}
+
+// ForRegistry is ForArch for a registry host: it gets the whole OCI layout, every arch, since nodes of every arch
+// pull from it.
+func ForRegistry(dir string, m *bundle.Manifest, arch string) ([]File, error) {
+	return forNode(dir, m, arch, true)
+}
+
+func forNode(dir string, m *bundle.Manifest, arch string, allImages bool) ([]File, error) {
 	if !slices.Contains(m.Arches, arch) {
 		return nil, &NoArchError{Arch: arch, Arches: m.Arches}
 	}
@@ -49,9 +59,11 @@ func ForArch(dir string, m *bundle.Manifest, arch string) ([]File, error) {
 		case strings.HasPrefix(p, "files/"+arch+"/"), strings.HasPrefix(p, "files/all/"), strings.HasPrefix(p, "manifests/"),
 			p == "oci/index.json", p == "oci/oci-layout":
 			want[p] = true
+		case allImages && strings.HasPrefix(p, "oci/blobs/"):
+			want[p] = true
 		}
 	}
-	if want["oci/index.json"] {
+	if want["oci/index.json"] && !allImages {
 		blobs, err := images.Layout(filepath.Join(dir, "oci")).ArchBlobs(arch)
 		if err != nil {
 			return nil, fmt.Errorf("payload for %s: %w", arch, err)

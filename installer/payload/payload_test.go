@@ -93,6 +93,11 @@ func TestForArch(t *testing.T) {
 		t.Errorf("the arm64 payload carries more: %d vs %d", Size(amd), Size(arm))
 	}
 
+	reg, err := ForRegistry(dir, m, "amd64")
+	if err != nil || blobs(reg) != 12 || !slices.Contains(paths(reg), "files/amd64/kubeadm") || slices.Contains(paths(reg), "files/arm64/kubeadm") {
+		t.Errorf("registry host: %d blobs (want all 12), files %v, %v", blobs(reg), paths(reg), err)
+	}
+
 	var nae *NoArchError
 	if _, err := ForArch(dir, m, "loong64"); !errors.As(err, &nae) || !strings.Contains(err.Error(), "amd64, arm64") {
 		t.Errorf("loong64: %v", err)

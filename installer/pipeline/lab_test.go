@@ -4,14 +4,21 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/wutong-paas/wutong-offline/bundle"
 	"github.com/wutong-paas/wutong-offline/images"
@@ -179,6 +186,29 @@ func TestLabInstall(t *testing.T) {
 		if strings.Contains(st, "wtpart") {
 			t.Errorf("%s: a partial upload was left behind:\n%s", h.Name, st)
 		}
+	}
+
+	// The registry runs under systemd on cp1, seeded from the payload: pull the image's manifest over TLS with the
+	// cluster CA and the generated login, as containerd will.
+	work := s.cluster.WorkdirPath()
+	caPEM, _ := os.ReadFile(filepath.Join(work, "pki", "ca.crt"))
+	pass, _ := os.ReadFile(filepath.Join(work, "registry", "password"))
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	ref, err := name.ParseReference(hosts[0].IP + ":5443/registry.k8s.io/pause:3.10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	idx, err := ggcrremote.Index(ref, ggcrremote.WithTransport(tr), ggcrremote.WithAuth(&authn.Basic{Username: "admin", Password: strings.TrimSpace(string(pass))}))
+	if err != nil {
+		t.Fatalf("pull from the installed registry: %v", err)
+	}
+	if im, err := idx.IndexManifest(); err != nil || len(im.Manifests) != 2 {
+		t.Fatalf("pause index from the registry: %v %v", im, err)
+	}
+	if _, err := ggcrremote.Index(ref, ggcrremote.WithTransport(tr)); err == nil {
+		t.Fatal("the registry served an anonymous client")
 	}
 
 	// A damaged payload file is found and sent again; nothing else changes.

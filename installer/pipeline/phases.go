@@ -39,7 +39,10 @@ func (p preflightPhase) Run(ctx context.Context, env *engine.Env) error {
 		nodes = append(nodes, preflight.Node{Host: n.Host(), Facts: f, Skew: skew})
 		byName[n.Name()] = n
 	}
-	rep := preflight.Check(preflight.Input{Cluster: in.Cluster, Nodes: nodes, Payload: preflight.PayloadOf(in.Manifest), Lang: env.Lang()})
+	in.mu.Lock()
+	owned := in.owned
+	in.mu.Unlock()
+	rep := preflight.Check(preflight.Input{Cluster: in.Cluster, Nodes: nodes, Payload: preflight.PayloadOf(in.Manifest), Lang: env.Lang(), Owned: owned})
 	in.mu.Lock()
 	in.report = rep
 	in.mu.Unlock()
@@ -72,7 +75,11 @@ func (p preflightPhase) Run(ctx context.Context, env *engine.Env) error {
 // trusted only after `wtctl node verify` finds every file intact, so a damaged file is sent again.
 func (in *Install) distribute(ctx context.Context, n *engine.Node) error {
 	f, _ := in.factsOf(n.Name())
-	files, err := payload.ForArch(in.BundleDir, in.Manifest, f.Arch)
+	forNode := payload.ForArch
+	if n.Host().HasRole(cluster.RoleRegistry) {
+		forNode = payload.ForRegistry
+	}
+	files, err := forNode(in.BundleDir, in.Manifest, f.Arch)
 	var nae *payload.NoArchError
 	if errors.As(err, &nae) {
 		return engine.WithHint(err, "use a bundle built for "+nae.Arch+", or leave this host out", "请使用包含 "+nae.Arch+" 的离线包，或去掉该主机")

@@ -1,6 +1,5 @@
 // Package pipeline is `wtctl cluster install`: the install phases, in order, over the engine. Read Phases top to
-// bottom to know what an install does. This issue's phases end with node preparation; the container runtime, the
-// registry, image preload and kubeadm come next.
+// bottom to know what an install does. The container runtime, image preload and kubeadm come next.
 package pipeline
 
 import (
@@ -35,6 +34,7 @@ type Install struct {
 	mu     sync.Mutex
 	facts  map[string]*facts.Facts
 	skew   map[string]time.Duration
+	owned  map[string][]int
 	report *preflight.Report
 }
 
@@ -46,6 +46,8 @@ func (in *Install) Phases() []engine.Phase {
 		preflightPhase{in},
 		engine.ForEachHost("distribute", in.distribute),
 		engine.ForEachHost("node prep", in.nodePrep),
+		registryPhase{in},
+		reachablePhase{in},
 	}
 }
 
@@ -120,6 +122,17 @@ func (in *Install) collectFacts(ctx context.Context, n *engine.Node) error {
 		return err
 	}
 	in.setFacts(n.Name(), f, skew, true)
+	// A registry this installer started earlier holds its port: preflight must not call that taken.
+	if n.Host().HasRole(cluster.RoleRegistry) {
+		if _, err := n.Query(ctx, remote.Cmd{Line: "systemctl is-active --quiet " + registryUnit}); err == nil {
+			in.mu.Lock()
+			if in.owned == nil {
+				in.owned = map[string][]int{}
+			}
+			in.owned[n.Name()] = []int{in.Cluster.Spec.Registry.Port}
+			in.mu.Unlock()
+		}
+	}
 	return nil
 }
 

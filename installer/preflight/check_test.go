@@ -85,6 +85,9 @@ func TestCheck(t *testing.T) {
 			ports := []facts.Port{{Proto: "tcp", Addr: "0.0.0.0", Port: 6443}, {Proto: "tcp6", Addr: "::", Port: 5443}, {Proto: "udp", Addr: "0.0.0.0", Port: 10250}}
 			cp.Listening, w.Listening = ports, ports
 		}, []string{"ports:error", "ports:error"}, nil},
+		{"ports held by our own registry", func(cp, w *facts.Facts, n []Node) {
+			cp.Listening = []facts.Port{{Proto: "tcp6", Addr: "::", Port: 5443}}
+		}, nil, nil},
 		{"runtimes", func(cp, w *facts.Facts, n []Node) {
 			cp.Runtimes = []facts.Runtime{{Name: "docker", Path: "/usr/bin/dockerd", Running: true}}
 			w.Runtimes = []facts.Runtime{{Name: "containerd", Path: "/usr/bin/containerd"}}
@@ -104,7 +107,7 @@ func TestCheck(t *testing.T) {
 			cp, w := healthy("cp1", "10.99.0.11"), healthy("w1", "10.99.0.12")
 			nodes := []Node{{Host: c.Spec.Hosts[0], Facts: cp}, {Host: c.Spec.Hosts[1], Facts: w}}
 			tc.edit(cp, w, nodes)
-			rep := Check(Input{Cluster: c, Nodes: nodes, Payload: payload, Lang: i18n.EN})
+			rep := Check(Input{Cluster: c, Nodes: nodes, Payload: payload, Lang: i18n.EN, Owned: owned(tc.name)})
 			for i, want := range [][]string{tc.want, tc.wantW} {
 				var got []string
 				for _, f := range rep.Hosts[i].Findings {
@@ -200,4 +203,12 @@ func TestCollect(t *testing.T) {
 	if last := calls[len(calls)-1]; !last.Sudo {
 		t.Errorf("facts must run as root: %+v", last)
 	}
+}
+
+// owned is what an earlier install left running, for the case that needs it.
+func owned(name string) map[string][]int {
+	if name == "ports held by our own registry" {
+		return map[string][]int{"cp1": {5443}}
+	}
+	return nil
 }

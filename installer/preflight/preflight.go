@@ -76,6 +76,9 @@ type Input struct {
 	Lang    i18n.Lang
 	// Limits default to DefaultLimits.
 	Limits *Limits
+	// Owned lists, per host name, the ports held by services an earlier install started (the registry), which a
+	// re-run must not count as taken.
+	Owned map[string][]int
 }
 
 // Limits are the thresholds of the rules.

@@ -253,6 +253,9 @@ func (c *checker) portsFor(h cluster.Host) map[int]string {
 
 func checkPorts(c *checker, n Node) []Finding {
 	want := c.portsFor(n.Host)
+	for _, p := range c.in.Owned[n.Host.Name] {
+		delete(want, p)
+	}
 	var out []Finding
 	seen := map[int]bool{}
 	for _, p := range n.Facts.Listening {

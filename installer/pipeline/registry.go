@@ -1,0 +1,249 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wutong-paas/wutong-offline/images/registry"
+	"github.com/wutong-paas/wutong-offline/installer/cluster"
+	"github.com/wutong-paas/wutong-offline/installer/engine"
+	"github.com/wutong-paas/wutong-offline/installer/payload"
+	"github.com/wutong-paas/wutong-offline/installer/preflight"
+	"github.com/wutong-paas/wutong-offline/installer/remote"
+	"github.com/wutong-paas/wutong-offline/internal/pki"
+)
+
+// Where the registry lives on a registry host, and where every node finds the cluster CA.
+const (
+	CAPath          = "/etc/wutong/pki/ca.crt"
+	registryCert    = "/etc/wutong/pki/registry.crt"
+	registryKey     = "/etc/wutong/pki/registry.key"
+	registryAuth    = "/etc/wutong/registry/htpasswd"
+	registryRoot    = "/var/lib/wutong/registry"
+	registryUnit    = "wutong-registry.service"
+	registryUser    = "admin"
+	registryPassLen = 24
+)
+
+// credentials are the cluster's PKI and registry login, kept in the workdir so that every run uses the same ones.
+type credentials struct {
+	caPEM, certPEM, keyPEM, htpasswd []byte
+	user, password                   string
+}
+
+// credentials creates (once) and loads the cluster CA, the registry's server certificate and its htpasswd, under
+// WORKDIR/pki and WORKDIR/registry. Secrets are 0600 in a 0700 directory.
+func (in *Install) credentials(workdir string) (*credentials, error) {
+	if workdir == "" {
+		return nil, errors.New("registry: a workdir is needed to keep the cluster CA")
+	}
+	c := in.Cluster
+	pkiDir := filepath.Join(workdir, "pki")
+	if err := os.MkdirAll(pkiDir, 0o700); err != nil {
+		return nil, err
+	}
+	caCrt, caKey := filepath.Join(pkiDir, "ca.crt"), filepath.Join(pkiDir, "ca.key")
+	ca, err := pki.LoadCA(caCrt, caKey)
+	if errors.Is(err, fs.ErrNotExist) {
+		if ca, err = pki.NewCA("wutong-offline cluster CA ("+c.Metadata.Name+")", 0); err == nil {
+			err = ca.WriteFiles(caCrt, caKey)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cluster CA: %w", err)
+	}
+	hosts := []string{c.Spec.Registry.Domain}
+	for _, h := range c.Registries() {
+		hosts = append(hosts, h.InternalAddress, h.Name)
+		if h.Address != h.InternalAddress {
+			hosts = append(hosts, h.Address)
+		}
+	}
+	crt, key := filepath.Join(pkiDir, "registry.crt"), filepath.Join(pkiDir, "registry.key")
+	sans := filepath.Join(pkiDir, "registry.hosts")
+	certPEM, err1 := os.ReadFile(crt)
+	keyPEM, err2 := os.ReadFile(key)
+	had, _ := os.ReadFile(sans)
+	if err1 != nil || err2 != nil || string(had) != strings.Join(hosts, "\n") {
+		if certPEM, keyPEM, err = ca.IssueServer(hosts, 0); err != nil {
+			return nil, fmt.Errorf("registry certificate: %w", err)
+		}
+		if err := pki.WriteKeyPair(crt, key, certPEM, keyPEM); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(sans, []byte(strings.Join(hosts, "\n")), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	cr := &credentials{caPEM: ca.CertPEM, certPEM: certPEM, keyPEM: keyPEM, user: c.Spec.Registry.Username}
+	if cr.user == "" {
+		cr.user = registryUser
+	}
+	regDir := filepath.Join(workdir, "registry")
+	if err := os.MkdirAll(regDir, 0o700); err != nil {
+		return nil, err
+	}
+	cr.password = c.Spec.Registry.Password.Reveal()
+	passFile := filepath.Join(regDir, "password")
+	if cr.password == "" {
+		b, err := os.ReadFile(passFile)
+		if errors.Is(err, fs.ErrNotExist) {
+			raw := make([]byte, registryPassLen/2)
+			rand.Read(raw)
+			b = []byte(hex.EncodeToString(raw))
+			err = os.WriteFile(passFile, b, 0o600)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("registry password: %w", err)
+		}
+		cr.password = strings.TrimSpace(string(b))
+	}
+	// bcrypt hashes differ each time: keep the file, and write a new one only when the login changed.
+	auth, login := filepath.Join(regDir, "htpasswd"), filepath.Join(regDir, "htpasswd.for")
+	sum := sha256.Sum256([]byte(cr.password))
+	want := cr.user + ":" + hex.EncodeToString(sum[:])
+	if got, _ := os.ReadFile(login); string(got) != want {
+		os.Remove(auth)
+		if err := registry.WriteHtpasswd(auth, cr.user, cr.password); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(login, []byte(want), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	if cr.htpasswd, err = os.ReadFile(auth); err != nil {
+		return nil, err
+	}
+	return cr, nil
+}
+
+// registryUnitFile is the systemd unit that runs the registry, outside Kubernetes so that it outlives cluster
+// trouble.
+func registryUnitFile(port int) []byte {
+	return []byte(`[Unit]
+Description=Wutong offline image registry
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+ExecStart=` + preflight.AgentPath + ` registry serve --root ` + registryRoot + ` --addr :` + strconv.Itoa(port) + ` --tls-cert ` + registryCert + ` --tls-key ` + registryKey + ` --htpasswd ` + registryAuth + `
+Restart=always
+RestartSec=2
+LimitNOFILE=65536
+
+[Install]
+WantedBy=multi-user.target
+`)
+}
+
+// registryPhase runs the registry on the registry hosts: certificate, login, storage seeded straight from the
+// payload's OCI layout, and a systemd unit, restarted only when its configuration changed.
+type registryPhase struct{ in *Install }
+
+func (registryPhase) Title() string { return "registry" }
+
+func (p registryPhase) Run(ctx context.Context, env *engine.Env) error {
+	cr, err := p.in.credentials(env.Workdir())
+	if err != nil {
+		return err
+	}
+	port := p.in.Cluster.Spec.Registry.Port
+	unit := registryUnitFile(port)
+	return env.EachHost(ctx, engine.WithRole(cluster.RoleRegistry), func(ctx context.Context, n *engine.Node) error {
+		changed := false
+		for _, f := range []struct {
+			path string
+			data []byte
+			mode fs.FileMode
+		}{{CAPath, cr.caPEM, 0o644}, {registryCert, cr.certPEM, 0o644}, {registryKey, cr.keyPEM, 0o600}, {registryAuth, cr.htpasswd, 0o600}} {
+			c, err := n.PutFile(ctx, f.path, f.data, f.mode)
+			if err != nil {
+				return err
+			}
+			changed = changed || c
+		}
+		inputs := struct {
+			Layout string // the payload's index.json decides what the storage must hold
+		}{Layout: indexDigest(p.in)}
+		if err := n.Step(ctx, "registry-seed", inputs, func(ctx context.Context) error {
+			_, err := n.Exec(ctx, "seed the registry from "+payload.NodeRoot+"/oci", remote.Cmd{Sudo: true,
+				Line: preflight.AgentPath + " registry seed --from " + payload.NodeRoot + "/oci --root " + registryRoot})
+			return err
+		}, engine.Simulate()); err != nil {
+			return err
+		}
+		uc, err := n.Unit(ctx, registryUnit, unit)
+		if err != nil {
+			return err
+		}
+		changed = changed || uc
+		if changed {
+			_, err = n.Exec(ctx, "start the registry with its new configuration", remote.Cmd{Sudo: true,
+				Line: "systemctl enable " + registryUnit + " && systemctl restart " + registryUnit})
+			return err
+		}
+		if _, err := n.Query(ctx, remote.Cmd{Line: "systemctl is-active --quiet " + registryUnit}); err != nil {
+			_, err = n.Exec(ctx, "start the registry (it was not running)", remote.Cmd{Sudo: true, Line: "systemctl enable --now " + registryUnit})
+			return err
+		}
+		return nil
+	})
+}
+
+// reachablePhase gives every node the cluster CA and checks, from each node, that the registry answers over TLS at
+// its cluster name.
+type reachablePhase struct{ in *Install }
+
+func (reachablePhase) Title() string { return "registry check" }
+
+func (p reachablePhase) Run(ctx context.Context, env *engine.Env) error {
+	cr, err := p.in.credentials(env.Workdir())
+	if err != nil {
+		return err
+	}
+	reg := p.in.Cluster.Spec.Registry
+	url := "https://" + reg.Domain + ":" + strconv.Itoa(reg.Port) + "/healthz"
+	return env.EachHost(ctx, nil, func(ctx context.Context, n *engine.Node) error {
+		if _, err := n.PutFile(ctx, CAPath, cr.caPEM, 0o644); err != nil {
+			return err
+		}
+		if n.DryRun() {
+			return nil
+		}
+		var lastErr error
+		for range 20 { // a registry just (re)started needs a moment
+			_, lastErr = n.Query(ctx, remote.Cmd{Line: preflight.AgentPath + " node probe --ca " + CAPath + " " + url})
+			if lastErr == nil {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+		return engine.WithHint(fmt.Errorf("registry not reachable from %s at %s: %w", n.Name(), url, lastErr),
+			"check the registry host (systemctl status "+registryUnit+"), that /etc/hosts maps "+reg.Domain+", and that no firewall blocks port "+strconv.Itoa(reg.Port),
+			"请检查镜像仓库主机（systemctl status "+registryUnit+"）、/etc/hosts 中 "+reg.Domain+" 的解析，以及防火墙是否放行端口 "+strconv.Itoa(reg.Port))
+	})
+}
+
+// indexDigest identifies the payload's OCI layout by the sha256 of its index.json entry.
+func indexDigest(in *Install) string {
+	for _, e := range in.Manifest.Entries {
+		if e.Path == "oci/index.json" {
+			return e.SHA256
+		}
+	}
+	return ""
+}
