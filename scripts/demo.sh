@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The guided demo: build a signed multi-arch bundle from local content only (the wtctl binaries for three arches,
 # an OCI image built from them, and a Kubernetes manifest), then verify, inspect, split and extract it, seed a
-# registry from it, and (as root) preflight a lab of three servers against it.
+# registry from it, and (as root) preflight a lab of three servers and install onto them.
 # Works offline. Run from the repo root through `make demo`, which builds the binaries first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -123,6 +123,18 @@ YAML
 	"$WTCTL" cluster preflight -f "$DEMO/cluster.yaml" --key "$DEMO/release.pub" --agent-dir dist --accept-new-host-keys || true
 	echo
 	echo "recorded host keys: $DEMO/.wutong/demo/known_hosts; report: $DEMO/.wutong/demo/preflight.json"
+
+	step "11. Install: the exact plan first (--dry-run changes nothing), then the install, then again (a no-op)"
+	"$WTCTL" cluster install -f "$DEMO/cluster.yaml" --key "$DEMO/release.pub" --agent-dir dist --dry-run 2>/dev/null | head -30
+	echo "…"
+	"$WTCTL" cluster install -f "$DEMO/cluster.yaml" --key "$DEMO/release.pub" --agent-dir dist --yes
+	echo
+	echo "-- a second run: every step is done and verified, nothing changes:"
+	"$WTCTL" cluster install -f "$DEMO/cluster.yaml" --key "$DEMO/release.pub" --agent-dir dist --yes 2>&1 | tail -5
+	echo
+	echo "-- on cp1: the payload, the prepared node, the registry under systemd:"
+	scripts/lab/lab ssh lab1 "${LABARGS[@]}" 'ls /opt/wutong; sed -n "/BEGIN wutong/,/END wutong/p" /etc/hosts; systemctl is-active wutong-registry.service'
+	echo "journal: $DEMO/.wutong/demo/journal.jsonl; logs: $DEMO/.wutong/demo/logs/"
 	scripts/lab/lab down "${LABARGS[@]}"
 fi
 
