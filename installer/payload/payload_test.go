@@ -1,10 +1,7 @@
 package payload
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/wutong-paas/wutong-offline/bundle"
+	"github.com/wutong-paas/wutong-offline/bundle/bundletest"
 	"github.com/wutong-paas/wutong-offline/images"
 	"github.com/wutong-paas/wutong-offline/images/imagestest"
 )
@@ -38,16 +36,7 @@ func extracted(t *testing.T) (string, *bundle.Manifest) {
 		os.WriteFile(filepath.Join(dir, p), []byte(c), 0o755)
 	}
 	m := &bundle.Manifest{Arches: []string{"amd64", "arm64"}}
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, _ := os.ReadFile(p)
-		sum := sha256.Sum256(b)
-		rel, _ := filepath.Rel(dir, p)
-		m.Entries = append(m.Entries, bundle.Entry{Path: filepath.ToSlash(rel), Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:]), Mode: 0o644})
-		return nil
-	})
+	m.Entries = bundletest.Entries(t, dir, 0o644)
 	return dir, m
 }
 

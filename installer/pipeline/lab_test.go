@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 	ggcrremote "github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/wutong-paas/wutong-offline/bundle"
+	"github.com/wutong-paas/wutong-offline/bundle/bundletest"
 	"github.com/wutong-paas/wutong-offline/images"
 	"github.com/wutong-paas/wutong-offline/images/imagestest"
 	"github.com/wutong-paas/wutong-offline/installer/cluster"
@@ -51,16 +51,7 @@ func extractedBundle(t *testing.T) (string, *bundle.Manifest) {
 		os.WriteFile(filepath.Join(dir, p), c, 0o755)
 	}
 	m := &bundle.Manifest{Arches: []string{"amd64", "arm64"}}
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, _ := os.ReadFile(p)
-		sum := sha256.Sum256(b)
-		rel, _ := filepath.Rel(dir, p)
-		m.Entries = append(m.Entries, bundle.Entry{Path: filepath.ToSlash(rel), Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:]), Mode: 0o755})
-		return nil
-	})
+	m.Entries = bundletest.Entries(t, dir, 0o755)
 	return dir, m
 }
 
