@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -56,9 +57,13 @@ type Options struct {
 }
 
 var (
-	mu   sync.Mutex
-	labs = map[string]*Lab{}
+	mu    sync.Mutex
+	labs  = map[string]*Lab{}
+	locks = map[string]*os.File{}
 )
+
+// lockDir holds one lock file per lab id.
+const lockDir = "/run/wutong-lab-locks"
 
 // Script is the path of scripts/lab/lab.
 func Script() (string, error) {
@@ -118,6 +123,21 @@ func Up(t testing.TB, o Options) *Lab {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Another test process (a second go test, a CI run) may be using this lab: wait for it rather than tear its
+	// hosts down. The lock is held until Main takes the lab down.
+	if locks[o.ID] == nil { // a second flock from this process would wait for itself
+		if err := os.MkdirAll(lockDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		lock, err := os.OpenFile(filepath.Join(lockDir, o.ID+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+			t.Fatalf("lock lab %s: %v", o.ID, err)
+		}
+		locks[o.ID] = lock
+	}
 	common := []string{"--lab", o.ID, "--subnet", strconv.Itoa(o.Subnet)}
 	// A lab left over from a killed run is dirty: start clean.
 	if out, err := exec.Command(script, append([]string{"down"}, common...)...).CombinedOutput(); err != nil {
@@ -167,6 +187,10 @@ func Main(m *testing.M) int {
 			code = 1
 		}
 		delete(labs, id)
+	}
+	for id, f := range locks {
+		f.Close() // releases the flock
+		delete(locks, id)
 	}
 	return code
 }

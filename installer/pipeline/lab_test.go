@@ -46,7 +46,9 @@ func extractedBundle(t *testing.T) (string, *bundle.Manifest) {
 	}
 	big := make([]byte, 24<<20)
 	rand.Read(big)
-	for p, c := range map[string][]byte{"files/amd64/kubelet": big, "files/arm64/kubelet": []byte("arm"), "manifests/flannel.yaml": []byte("kind: Namespace\n")} {
+	socat := []byte("#!/bin/sh\necho static socat from the bundle\n")
+	for p, c := range map[string][]byte{"files/amd64/kubelet": big, "files/arm64/kubelet": []byte("arm"), "manifests/flannel.yaml": []byte("kind: Namespace\n"),
+		"files/amd64/socat": socat} {
 		os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755)
 		os.WriteFile(filepath.Join(dir, p), c, 0o755)
 	}
@@ -169,6 +171,9 @@ func TestLabInstall(t *testing.T) {
 	}
 	for _, h := range hosts {
 		st := s.state(t, h)
+		if got := s.lab.SSH(t, h, "socat"); got != "static socat from the bundle" {
+			t.Errorf("%s: the bundle's socat is not on PATH: %q", h.Name, got)
+		}
 		for _, want := range []string{"# BEGIN wutong-offline", "registry.wutong.local", "\n1\n", "/opt/wutong/files/amd64/kubelet", "/opt/wutong/bin/wtctl"} {
 			if !strings.Contains(st, want) {
 				t.Errorf("%s: %q missing:\n%s", h.Name, want, st)

@@ -146,6 +146,48 @@ func (in *Install) nodePrepArgs(h cluster.Host) []string {
 	return args
 }
 
+// staticTools are the OS tools kubelet and kube-proxy need that the bundle may carry as static binaries, so that no
+// OS package repository is needed.
+var staticTools = []string{"conntrack", "socat", "ipset", "ebtables"}
+
+// installTools copies the static tools the payload carries for the node's arch into /usr/local/bin. Its marker
+// holds their sha256s and is trusted only when the installed copies still match.
+func (in *Install) installTools(ctx context.Context, n *engine.Node) error {
+	f, _ := in.factsOf(n.Name())
+	type tool struct{ Name, Src, SHA256 string }
+	var tools []tool
+	for _, e := range in.Manifest.Entries {
+		for _, name := range staticTools {
+			if e.Path == "files/"+f.Arch+"/"+name {
+				tools = append(tools, tool{name, path.Join(payload.NodeRoot, e.Path), e.SHA256})
+			}
+		}
+	}
+	if len(tools) == 0 {
+		n.Logf("the bundle carries no static %s for %s: the OS's own are used", strings.Join(staticTools, "/"), f.Arch)
+		return nil
+	}
+	dst := func(t tool) string { return "/usr/local/bin/" + t.Name }
+	verify := func(ctx context.Context) error {
+		for _, t := range tools {
+			res, err := n.Query(ctx, remote.Cmd{Line: "sha256sum " + dst(t), Sudo: true})
+			if err != nil || !strings.HasPrefix(string(res.Stdout), t.SHA256) {
+				return fmt.Errorf("%s is missing or differs", dst(t))
+			}
+		}
+		return nil
+	}
+	return n.Step(ctx, "static-tools", tools, func(ctx context.Context) error {
+		for _, t := range tools {
+			if _, err := n.Exec(ctx, "install "+t.Name+" from the bundle", remote.Cmd{Sudo: true,
+				Line: "install -m 0755 " + remote.Quote(t.Src) + " " + dst(t)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, engine.Verify(verify), engine.Simulate())
+}
+
 // nodePrep runs `wtctl node prep` on the node. Its marker holds the flags; it is trusted only when a dry run of
 // node prep finds nothing to change, so a setting undone by hand is set again.
 func (in *Install) nodePrep(ctx context.Context, n *engine.Node) error {
@@ -177,6 +219,9 @@ func (in *Install) nodePrep(ctx context.Context, n *engine.Node) error {
 			return fmt.Errorf("%d setting(s) differ, first %s %s", len(changes), changes[0].Kind, changes[0].Target)
 		}
 		return nil
+	}
+	if err := in.installTools(ctx, n); err != nil {
+		return err
 	}
 	return n.Step(ctx, "node-prep", args, func(ctx context.Context) error {
 		desc := "prepare the node: swap, kernel modules, sysctl, SELinux, firewalld, /etc/hosts"
