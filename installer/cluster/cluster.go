@@ -72,6 +72,9 @@ type Spec struct {
 	// be given on their command line.
 	Bundle   string   `yaml:"bundle,omitempty"`
 	Platform Platform `yaml:"platform,omitempty"`
+	// Firewall says what node preparation does about a running firewalld: open (add the cluster's ports to its
+	// permanent rules), stop (stop and disable it) or leave (touch nothing). Default: open.
+	Firewall string `yaml:"firewall,omitempty"`
 	// Workdir holds the installer's journal, generated certificates and credentials.
 	// Default: .wutong/<metadata.name>, next to cluster.yaml.
 	Workdir string `yaml:"workdir,omitempty"`

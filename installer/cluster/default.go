@@ -60,6 +60,9 @@ func (c *Cluster) Default() {
 	if k.CNI == "" {
 		k.CNI = DefaultCNI
 	}
+	if c.Spec.Firewall == "" {
+		c.Spec.Firewall = "open"
+	}
 	switch {
 	case k.ControlPlaneEndpoint == "":
 		for _, h := range c.ControlPlanes() {

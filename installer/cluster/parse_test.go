@@ -198,7 +198,7 @@ func TestParseProblems(t *testing.T) {
 		"network.yaml": {
 			"13 spec.kubernetes.version", "14 spec.kubernetes.controlPlaneEndpoint", "15 spec.kubernetes.podCIDR",
 			"16 spec.kubernetes.serviceCIDR", "17 spec.kubernetes.dnsDomain", "18 spec.kubernetes.cni", "20 spec.registry.port",
-			"21 spec.registry.domain",
+			"21 spec.registry.domain", "22 spec.firewall",
 		},
 		"secrets.yaml": {
 			"7 spec.ssh.password", "8 spec.ssh.sudoPassword", "12 spec.hosts[0].password", "13 spec.hosts[0].passphrase.default",

@@ -39,6 +39,11 @@ func (k *checker) validate(c *Cluster) {
 	k.hosts(c)
 	k.kubernetes(c)
 	k.registry(c)
+	switch c.Spec.Firewall {
+	case "open", "stop", "leave":
+	default:
+		k.errorf("spec.firewall", "%q: use open (add the cluster's ports to firewalld), stop (stop firewalld) or leave", c.Spec.Firewall)
+	}
 	k.path("spec.bundle", c.Spec.Bundle)
 	k.path("spec.workdir", c.Spec.Workdir)
 	k.secrets(c)

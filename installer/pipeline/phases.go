@@ -122,7 +122,7 @@ func (in *Install) distribute(ctx context.Context, n *engine.Node) error {
 // nodePrepArgs are the `wtctl node prep` flags for host h.
 func (in *Install) nodePrepArgs(h cluster.Host) []string {
 	c := in.Cluster
-	args := []string{"--json"}
+	args := []string{"--json", "--firewall", c.Spec.Firewall}
 	for _, o := range c.Spec.Hosts {
 		args = append(args, "--host", o.InternalAddress+"="+o.Name)
 	}
