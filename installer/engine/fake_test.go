@@ -36,7 +36,7 @@ type fakeFile struct {
 
 var (
 	reCat   = regexp.MustCompile(`^cat (\S+) 2>/dev/null \|\| true$`)
-	reState = regexp.MustCompile(`^if \[ -f (\S+) \]; then sha256sum`)
+	reState = regexp.MustCompile(`^if \[ -f (\S+) \]; then if command -v openssl`)
 	reChmod = regexp.MustCompile(`^chmod ([0-7]+) (\S+)$`)
 	reWrite = regexp.MustCompile(`^set -e; p=(\S+); h=([0-9a-f]{64}); m=([0-7]+);`)
 	// reReadOnly matches the commands of the test pipelines that change nothing.

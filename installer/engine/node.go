@@ -199,7 +199,9 @@ func (n *Node) putFile(ctx context.Context, kind PlanKind, p string, data []byte
 func (n *Node) fileState(ctx context.Context, p string) (sum string, mode fs.FileMode, exists bool, err error) {
 	q := remote.Quote(p)
 	res, err := n.run(ctx, remote.Cmd{Sudo: true,
-		Line: fmt.Sprintf("if [ -f %s ]; then sha256sum < %s | cut -c1-64; stat -L -c %%a %s; fi", q, q, q)})
+		// openssl uses the CPU's SHA instructions (about 4× coreutils' sha256sum); sha256sum is the fallback.
+		Line: fmt.Sprintf("if [ -f %s ]; then if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r < %s; "+
+			"else sha256sum < %s; fi | cut -c1-64; stat -L -c %%a %s; fi", q, q, q, q)})
 	if err != nil {
 		return "", 0, false, err
 	}
