@@ -238,3 +238,48 @@ func BuildAgent(t testing.TB) string {
 	}
 	return dir
 }
+
+// ContainerdVersion is the containerd the lab tests build from source.
+const ContainerdVersion = "v2.4.2"
+
+// Containerd returns a static linux/amd64 containerd built from source through the Go module proxy, cached under
+// /var/cache/wutong-test keyed by version (about a minute to build when missing).
+func Containerd(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join("/var/cache/wutong-test", "containerd-"+ContainerdVersion+"-amd64")
+	bin := filepath.Join(dir, "containerd")
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	mod := t.TempDir()
+	env := append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOFLAGS=-mod=mod")
+	for _, args := range [][]string{
+		{"mod", "init", "containerdbuild"},
+		{"get", "github.com/containerd/containerd/v2@" + ContainerdVersion},
+		{"build", "-trimpath", "-tags", "no_btrfs no_devmapper no_zfs",
+			"-ldflags", "-s -w -X github.com/containerd/containerd/v2/version.Version=" + ContainerdVersion,
+			"-o", filepath.Join(mod, "containerd"), "github.com/containerd/containerd/v2/cmd/containerd"},
+	} {
+		cmd := exec.Command("go", args...)
+		cmd.Dir, cmd.Env = mod, env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build containerd %s: go %s: %v\n%s", ContainerdVersion, strings.Join(args, " "), err, out)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Into place atomically, so that a killed build never leaves a half binary in the cache.
+	tmp := bin + ".tmp"
+	data, err := os.ReadFile(filepath.Join(mod, "containerd"))
+	if err == nil {
+		err = os.WriteFile(tmp, data, 0o755)
+	}
+	if err == nil {
+		err = os.Rename(tmp, bin)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}

@@ -47,12 +47,16 @@ func extractedBundle(t *testing.T) (string, *bundle.Manifest) {
 	big := make([]byte, 24<<20)
 	rand.Read(big)
 	socat := []byte("#!/bin/sh\necho static socat from the bundle\n")
+	ctrd, err := os.ReadFile(labtest.Containerd(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for p, c := range map[string][]byte{"files/amd64/kubelet": big, "files/arm64/kubelet": []byte("arm"), "manifests/flannel.yaml": []byte("kind: Namespace\n"),
-		"files/amd64/socat": socat} {
+		"files/amd64/socat": socat, "files/amd64/containerd": ctrd} {
 		os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755)
 		os.WriteFile(filepath.Join(dir, p), c, 0o755)
 	}
-	m := &bundle.Manifest{Arches: []string{"amd64", "arm64"}}
+	m := &bundle.Manifest{Arches: []string{"amd64", "arm64"}, Images: []bundle.Image{{Name: "registry.k8s.io/pause:3.10"}}}
 	m.Entries = bundletest.Entries(t, dir, 0o755)
 	return dir, m
 }
@@ -164,10 +168,30 @@ func TestLabInstall(t *testing.T) {
 		t.Fatal("the resumed run had nothing left to do: the kills did not stop anything")
 	}
 
-	// Done: a second run changes nothing.
+	// containerd from the bundle runs under systemd with our configuration, as its own config dump shows.
+	pids := map[string]string{}
+	for _, h := range hosts {
+		dump := s.lab.SSH(t, h, "systemctl is-active containerd; /usr/local/bin/containerd config dump")
+		for _, want := range []string{"active\n", "SystemdCgroup = true", "sandbox = 'registry.k8s.io/pause:3.10'", "config_path = '/etc/containerd/certs.d'"} {
+			if !strings.Contains(dump, want) {
+				t.Errorf("%s: containerd: %q missing from its config dump", h.Name, want)
+			}
+		}
+		if hostsTOML := s.lab.SSH(t, h, "cat /etc/containerd/certs.d/registry.k8s.io/hosts.toml"); !strings.Contains(hostsTOML, "registry.wutong.local:5443") {
+			t.Errorf("%s: certs.d for registry.k8s.io:\n%s", h.Name, hostsTOML)
+		}
+		pids[h.Name] = s.lab.SSH(t, h, "systemctl show -p MainPID --value containerd wutong-registry")
+	}
+
+	// Done: a second run changes nothing, and restarts nothing.
 	sum, err = s.run(t, false, nil)
 	if err != nil || sum.Changes != 0 {
 		t.Fatalf("second run: %d change(s), %v", sum.Changes, err)
+	}
+	for _, h := range hosts {
+		if got := s.lab.SSH(t, h, "systemctl show -p MainPID --value containerd wutong-registry"); got != pids[h.Name] {
+			t.Errorf("%s: a service was restarted by a run that changed nothing: pids %q, then %q", h.Name, pids[h.Name], got)
+		}
 	}
 	for _, h := range hosts {
 		st := s.state(t, h)

@@ -40,9 +40,10 @@ func (p preflightPhase) Run(ctx context.Context, env *engine.Env) error {
 		byName[n.Name()] = n
 	}
 	in.mu.Lock()
-	owned := in.owned
+	owned, ours := in.owned, in.ours
 	in.mu.Unlock()
-	rep := preflight.Check(preflight.Input{Cluster: in.Cluster, Nodes: nodes, Payload: preflight.PayloadOf(in.Manifest), Lang: env.Lang(), Owned: owned})
+	rep := preflight.Check(preflight.Input{Cluster: in.Cluster, Nodes: nodes, Payload: preflight.PayloadOf(in.Manifest), Lang: env.Lang(),
+		Owned: owned, OwnedRuntimes: ours})
 	in.mu.Lock()
 	in.report = rep
 	in.mu.Unlock()
@@ -148,44 +149,60 @@ func (in *Install) nodePrepArgs(h cluster.Host) []string {
 
 // staticTools are the OS tools kubelet and kube-proxy need that the bundle may carry as static binaries, so that no
 // OS package repository is needed.
-var staticTools = []string{"conntrack", "socat", "ipset", "ebtables"}
+var staticTools = []binary{{"conntrack", "/usr/local/bin"}, {"socat", "/usr/local/bin"}, {"ipset", "/usr/local/bin"}, {"ebtables", "/usr/local/bin"}}
 
-// installTools copies the static tools the payload carries for the node's arch into /usr/local/bin. Its marker
-// holds their sha256s and is trusted only when the installed copies still match.
-func (in *Install) installTools(ctx context.Context, n *engine.Node) error {
+// binary is a file the bundle may carry for each arch (files/ARCH/Name) and where it is installed.
+type binary struct{ Name, Dir string }
+
+// installBinaries copies the binaries of want that the payload carries for the node's arch from /opt/wutong into
+// their directories, as step id. Its marker holds their sha256s and is trusted only when the installed copies still
+// match. It returns the names found and whether anything was installed.
+func (in *Install) installBinaries(ctx context.Context, n *engine.Node, id string, want []binary) ([]string, bool, error) {
 	f, _ := in.factsOf(n.Name())
-	type tool struct{ Name, Src, SHA256 string }
-	var tools []tool
+	type bin struct{ Name, Src, Dst, SHA256 string }
+	var bins []bin
+	var names []string
 	for _, e := range in.Manifest.Entries {
-		for _, name := range staticTools {
-			if e.Path == "files/"+f.Arch+"/"+name {
-				tools = append(tools, tool{name, path.Join(payload.NodeRoot, e.Path), e.SHA256})
+		for _, b := range want {
+			if e.Path == "files/"+f.Arch+"/"+b.Name {
+				bins = append(bins, bin{b.Name, path.Join(payload.NodeRoot, e.Path), path.Join(b.Dir, b.Name), e.SHA256})
+				names = append(names, b.Name)
 			}
 		}
 	}
-	if len(tools) == 0 {
-		n.Logf("the bundle carries no static %s for %s: the OS's own are used", strings.Join(staticTools, "/"), f.Arch)
-		return nil
+	if len(bins) == 0 {
+		return nil, false, nil
 	}
-	dst := func(t tool) string { return "/usr/local/bin/" + t.Name }
 	verify := func(ctx context.Context) error {
-		for _, t := range tools {
-			res, err := n.Query(ctx, remote.Cmd{Line: "sha256sum " + dst(t), Sudo: true})
-			if err != nil || !strings.HasPrefix(string(res.Stdout), t.SHA256) {
-				return fmt.Errorf("%s is missing or differs", dst(t))
+		for _, b := range bins {
+			res, err := n.Query(ctx, remote.Cmd{Line: "sha256sum " + remote.Quote(b.Dst), Sudo: true})
+			if err != nil || !strings.HasPrefix(string(res.Stdout), b.SHA256) {
+				return fmt.Errorf("%s is missing or differs", b.Dst)
 			}
 		}
 		return nil
 	}
-	return n.Step(ctx, "static-tools", tools, func(ctx context.Context) error {
-		for _, t := range tools {
-			if _, err := n.Exec(ctx, "install "+t.Name+" from the bundle", remote.Cmd{Sudo: true,
-				Line: "install -m 0755 " + remote.Quote(t.Src) + " " + dst(t)}); err != nil {
+	ran := false
+	err := n.Step(ctx, id, bins, func(ctx context.Context) error {
+		ran = true
+		for _, b := range bins {
+			if _, err := n.Exec(ctx, "install "+b.Name+" from the bundle", remote.Cmd{Sudo: true,
+				Line: "install -D -m 0755 " + remote.Quote(b.Src) + " " + remote.Quote(b.Dst)}); err != nil {
 				return err
 			}
 		}
 		return nil
 	}, engine.Verify(verify), engine.Simulate())
+	return names, ran && !n.DryRun(), err
+}
+
+// installTools puts the static tools the payload carries into /usr/local/bin.
+func (in *Install) installTools(ctx context.Context, n *engine.Node) error {
+	names, _, err := in.installBinaries(ctx, n, "static-tools", staticTools)
+	if err == nil && len(names) == 0 {
+		n.Logf("the bundle carries no static conntrack/socat/ipset/ebtables: the OS's own are used")
+	}
+	return err
 }
 
 // nodePrep runs `wtctl node prep` on the node. Its marker holds the flags; it is trusted only when a dry run of

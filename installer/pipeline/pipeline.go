@@ -1,5 +1,5 @@
 // Package pipeline is `wtctl cluster install`: the install phases, in order, over the engine. Read Phases top to
-// bottom to know what an install does. The container runtime, image preload and kubeadm come next.
+// bottom to know what an install does. Image preload and kubeadm come next.
 package pipeline
 
 import (
@@ -35,6 +35,7 @@ type Install struct {
 	facts  map[string]*facts.Facts
 	skew   map[string]time.Duration
 	owned  map[string][]int
+	ours   map[string][]string // runtimes an earlier run installed
 	report *preflight.Report
 }
 
@@ -48,6 +49,7 @@ func (in *Install) Phases() []engine.Phase {
 		engine.ForEachHost("node prep", in.nodePrep),
 		registryPhase{in},
 		reachablePhase{in},
+		engine.ForEachHost("container runtime", in.containerRuntime),
 	}
 }
 
@@ -122,6 +124,15 @@ func (in *Install) collectFacts(ctx context.Context, n *engine.Node) error {
 		return err
 	}
 	in.setFacts(n.Name(), f, skew, true)
+	// A containerd this installer set up earlier is ours, not a foreign runtime.
+	if _, err := n.Query(ctx, remote.Cmd{Line: "grep -qs 'Written by wtctl' /etc/systemd/system/containerd.service"}); err == nil {
+		in.mu.Lock()
+		if in.ours == nil {
+			in.ours = map[string][]string{}
+		}
+		in.ours[n.Name()] = []string{"containerd"}
+		in.mu.Unlock()
+	}
 	// A registry this installer started earlier holds its port: preflight must not call that taken.
 	if n.Host().HasRole(cluster.RoleRegistry) {
 		if _, err := n.Query(ctx, remote.Cmd{Line: "systemctl is-active --quiet " + registryUnit}); err == nil {

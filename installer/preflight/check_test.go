@@ -85,6 +85,9 @@ func TestCheck(t *testing.T) {
 			ports := []facts.Port{{Proto: "tcp", Addr: "0.0.0.0", Port: 6443}, {Proto: "tcp6", Addr: "::", Port: 5443}, {Proto: "udp", Addr: "0.0.0.0", Port: 10250}}
 			cp.Listening, w.Listening = ports, ports
 		}, []string{"ports:error", "ports:error"}, nil},
+		{"our own containerd", func(cp, w *facts.Facts, n []Node) {
+			cp.Runtimes = []facts.Runtime{{Name: "containerd", Path: "/usr/local/bin/containerd", Running: true}}
+		}, nil, nil},
 		{"ports held by our own registry", func(cp, w *facts.Facts, n []Node) {
 			cp.Listening = []facts.Port{{Proto: "tcp6", Addr: "::", Port: 5443}}
 		}, nil, nil},
@@ -107,7 +110,11 @@ func TestCheck(t *testing.T) {
 			cp, w := healthy("cp1", "10.99.0.11"), healthy("w1", "10.99.0.12")
 			nodes := []Node{{Host: c.Spec.Hosts[0], Facts: cp}, {Host: c.Spec.Hosts[1], Facts: w}}
 			tc.edit(cp, w, nodes)
-			rep := Check(Input{Cluster: c, Nodes: nodes, Payload: payload, Lang: i18n.EN, Owned: owned(tc.name)})
+			in := Input{Cluster: c, Nodes: nodes, Payload: payload, Lang: i18n.EN, Owned: owned(tc.name)}
+			if tc.name == "our own containerd" {
+				in.OwnedRuntimes = map[string][]string{"cp1": {"containerd"}}
+			}
+			rep := Check(in)
 			for i, want := range [][]string{tc.want, tc.wantW} {
 				var got []string
 				for _, f := range rep.Hosts[i].Findings {

@@ -79,6 +79,9 @@ type Input struct {
 	// Owned lists, per host name, the ports held by services an earlier install started (the registry), which a
 	// re-run must not count as taken.
 	Owned map[string][]int
+	// OwnedRuntimes lists, per host name, the runtimes (containerd) an earlier install put there, which a re-run
+	// must not count as foreign.
+	OwnedRuntimes map[string][]string
 }
 
 // Limits are the thresholds of the rules.

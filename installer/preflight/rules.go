@@ -277,6 +277,9 @@ func checkPorts(c *checker, n Node) []Finding {
 func checkRuntime(c *checker, n Node) []Finding {
 	var out []Finding
 	for _, r := range n.Facts.Runtimes {
+		if slices.Contains(c.in.OwnedRuntimes[n.Host.Name], r.Name) {
+			continue
+		}
 		if r.Running {
 			out = append(out, c.finding("runtime", Error,
 				text{"%s is already running (%s)", "%s 已在运行（%s）"},

@@ -1,0 +1,117 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/wutong-paas/wutong-offline/images"
+	"github.com/wutong-paas/wutong-offline/installer/containerd"
+	"github.com/wutong-paas/wutong-offline/installer/engine"
+	"github.com/wutong-paas/wutong-offline/installer/preflight"
+	"github.com/wutong-paas/wutong-offline/installer/remote"
+)
+
+// runtimeBinaries are what the bundle carries of the container runtime, and where each goes.
+var runtimeBinaries = []binary{
+	{"containerd", "/usr/local/bin"}, {"containerd-shim-runc-v2", "/usr/local/bin"}, {"ctr", "/usr/local/bin"},
+	{"crictl", "/usr/local/bin"}, {"runc", "/usr/local/sbin"},
+}
+
+// runtimeConfig is the node's containerd configuration and certs.d files, by path.
+func (in *Install) runtimeConfig() map[string][]byte {
+	sandbox := ""
+	var upstreams []string
+	for _, img := range in.Manifest.Images {
+		ref, err := name.ParseReference(img.Name)
+		if err != nil {
+			continue
+		}
+		if reg := ref.Context().RegistryStr(); !slices.Contains(upstreams, reg) {
+			upstreams = append(upstreams, reg)
+		}
+		if strings.HasSuffix(ref.Context().RepositoryStr(), "/pause") || ref.Context().RepositoryStr() == "pause" {
+			sandbox = img.Name
+		}
+	}
+	reg := in.Cluster.Spec.Registry
+	local := reg.Domain + ":" + strconv.Itoa(reg.Port)
+	files := map[string][]byte{containerd.ConfigPath: containerd.ConfigTOML(containerd.Options{SandboxImage: sandbox})}
+	for rel, content := range images.CertsD(local, CAPath, upstreams) {
+		files[path.Join(containerd.CertsDir, rel)] = content
+	}
+	return files
+}
+
+// containerRuntime installs containerd from the bundle with its configuration (systemd cgroup driver, the sandbox
+// image, certs.d mirrors to the local registry trusting the cluster CA) and unit, restarts it only when one of
+// those changed, and checks it through containerd's Go client (`wtctl node runtime-check`).
+func (in *Install) containerRuntime(ctx context.Context, n *engine.Node) error {
+	names, binChanged, err := in.installBinaries(ctx, n, "runtime-binaries", runtimeBinaries)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(names, "containerd") {
+		f, _ := in.factsOf(n.Name())
+		n.Logf("the bundle carries no containerd for %s: the container runtime is not installed", f.Arch)
+		return nil
+	}
+	changed := binChanged
+	files := in.runtimeConfig()
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	for _, p := range paths {
+		c, err := n.PutFile(ctx, p, files[p], 0o644)
+		if err != nil {
+			return err
+		}
+		changed = changed || c
+	}
+	uc, err := n.Unit(ctx, containerd.Unit, containerd.UnitFile())
+	if err != nil {
+		return err
+	}
+	changed = changed || uc
+	if changed {
+		if _, err := n.Exec(ctx, "start containerd with its new binaries or configuration", remote.Cmd{Sudo: true,
+			Line: "systemctl enable " + containerd.Unit + " && systemctl restart " + containerd.Unit}); err != nil {
+			return err
+		}
+	} else if _, err := n.Query(ctx, remote.Cmd{Line: "systemctl is-active --quiet " + containerd.Unit}); err != nil {
+		if _, err := n.Exec(ctx, "start containerd (it was not running)", remote.Cmd{Sudo: true, Line: "systemctl enable --now " + containerd.Unit}); err != nil {
+			return err
+		}
+	}
+	if n.DryRun() {
+		return nil
+	}
+	var lastErr error
+	for range 20 {
+		res, err := n.Query(ctx, remote.Cmd{Line: preflight.AgentPath + " node runtime-check --json", Sudo: true})
+		if err == nil {
+			var st containerd.Status
+			if err := json.Unmarshal(res.Stdout, &st); err == nil && st.Serving {
+				n.Logf("containerd %s is serving", st.Version)
+				return nil
+			}
+		}
+		lastErr = err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return engine.WithHint(fmt.Errorf("containerd does not answer: %w", lastErr),
+		"see journalctl -u containerd on the node", "请在节点上查看 journalctl -u containerd")
+}
