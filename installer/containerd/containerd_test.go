@@ -1,6 +1,11 @@
 package containerd
 
 import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -39,5 +44,38 @@ func TestConfigTOML(t *testing.T) {
 	}
 	if !strings.Contains(string(UnitFile()), "ExecStart=/usr/local/bin/containerd") {
 		t.Error("unit")
+	}
+}
+
+func TestTarLayout(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755)
+	for p, c := range map[string]string{"oci-layout": `{"imageLayoutVersion":"1.0.0"}`, "index.json": `{}`, "blobs/sha256/aa": "blob a", "blobs/sha256/bb": "blob b"} {
+		os.WriteFile(filepath.Join(dir, p), []byte(c), 0o644)
+	}
+	var buf bytes.Buffer
+	if err := tarLayout(t.Context(), &buf, dir); err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(&buf)
+	var got []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		got = append(got, h.Name+"="+string(b))
+	}
+	want := []string{`oci-layout={"imageLayoutVersion":"1.0.0"}`, "index.json={}", "blobs/sha256/aa=blob a", "blobs/sha256/bb=blob b"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("tar entries:\n%s", strings.Join(got, "\n"))
+	}
+	os.Remove(filepath.Join(dir, "index.json"))
+	if err := tarLayout(t.Context(), io.Discard, dir); err == nil {
+		t.Fatal("a layout without index.json was streamed")
 	}
 }

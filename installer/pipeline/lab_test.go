@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -56,7 +57,14 @@ func extractedBundle(t *testing.T) (string, *bundle.Manifest) {
 		os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755)
 		os.WriteFile(filepath.Join(dir, p), c, 0o755)
 	}
-	m := &bundle.Manifest{Arches: []string{"amd64", "arm64"}, Images: []bundle.Image{{Name: "registry.k8s.io/pause:3.10"}}}
+	imgs, err := l.Images()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &bundle.Manifest{Arches: []string{"amd64", "arm64"}, Images: []bundle.Image{{Name: "registry.k8s.io/pause:3.10", Arches: map[string]string{}}}}
+	for arch, h := range imgs[0].Platforms {
+		m.Images[0].Arches[arch] = h.String()
+	}
 	m.Entries = bundletest.Entries(t, dir, 0o755)
 	return dir, m
 }
@@ -181,6 +189,11 @@ func TestLabInstall(t *testing.T) {
 			t.Errorf("%s: certs.d for registry.k8s.io:\n%s", h.Name, hostsTOML)
 		}
 		pids[h.Name] = s.lab.SSH(t, h, "systemctl show -p MainPID --value containerd wutong-registry")
+		// Preloaded: containerd itself (through our agent's Go client) lists the image in kubelet's namespace (the
+		// CRI plugin adds its own sha256:CONFIG reference, as for any pulled image).
+		if got := s.lab.SSH(t, h, "/opt/wutong/bin/wtctl node images list"); !slices.Contains(strings.Split(got, "\n"), "registry.k8s.io/pause:3.10") {
+			t.Errorf("%s: images in containerd's k8s.io namespace: %q", h.Name, got)
+		}
 	}
 
 	// Done: a second run changes nothing, and restarts nothing.

@@ -1,5 +1,5 @@
 // Package pipeline is `wtctl cluster install`: the install phases, in order, over the engine. Read Phases top to
-// bottom to know what an install does. Image preload and kubeadm come next.
+// bottom to know what an install does. kubeadm comes next.
 package pipeline
 
 import (
@@ -50,6 +50,7 @@ func (in *Install) Phases() []engine.Phase {
 		registryPhase{in},
 		reachablePhase{in},
 		engine.ForEachHost("container runtime", in.containerRuntime),
+		engine.ForEachHost("image preload", in.preloadImages),
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/wutong-paas/wutong-offline/bundle"
 	"github.com/wutong-paas/wutong-offline/images"
 	"github.com/wutong-paas/wutong-offline/installer/containerd"
 	"github.com/wutong-paas/wutong-offline/installer/engine"
@@ -114,4 +115,53 @@ func (in *Install) containerRuntime(ctx context.Context, n *engine.Node) error {
 	}
 	return engine.WithHint(fmt.Errorf("containerd does not answer: %w", lastErr),
 		"see journalctl -u containerd on the node", "请在节点上查看 journalctl -u containerd")
+}
+
+// preloadImages imports the payload's images for the node's arch into containerd's k8s.io namespace, so that the
+// control plane comes up even if the registry is down. Its marker is trusted only while containerd still lists
+// every image.
+func (in *Install) preloadImages(ctx context.Context, n *engine.Node) error {
+	f, _ := in.factsOf(n.Name())
+	if !slices.ContainsFunc(in.Manifest.Entries, func(e bundle.Entry) bool { return e.Path == "files/"+f.Arch+"/containerd" }) {
+		return nil // no runtime from the bundle: nothing to preload into
+	}
+	var want []string
+	for _, img := range in.Manifest.Images {
+		if _, ok := img.Arches[f.Arch]; ok {
+			want = append(want, img.Name)
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	slices.Sort(want)
+	list := func(ctx context.Context) ([]string, error) {
+		res, err := n.Query(ctx, remote.Cmd{Line: preflight.AgentPath + " node images list --json", Sudo: true})
+		if err != nil {
+			return nil, err
+		}
+		var names []string
+		if err := json.Unmarshal(res.Stdout, &names); err != nil {
+			return nil, fmt.Errorf("read image list: %w", err)
+		}
+		return names, nil
+	}
+	verify := func(ctx context.Context) error {
+		have, err := list(ctx)
+		if err != nil {
+			return err
+		}
+		for _, w := range want {
+			if !slices.Contains(have, w) {
+				return fmt.Errorf("containerd lacks %s", w)
+			}
+		}
+		return nil
+	}
+	inputs := struct{ Layout, Arch string }{indexDigest(in), f.Arch}
+	return n.Step(ctx, "image-preload", inputs, func(ctx context.Context) error {
+		_, err := n.Exec(ctx, fmt.Sprintf("import %d image(s) into containerd (namespace %s)", len(want), containerd.Namespace),
+			remote.Cmd{Line: preflight.AgentPath + " node images import --json", Sudo: true, Timeout: 30 * time.Minute})
+		return err
+	}, engine.Verify(verify), engine.Simulate())
 }
