@@ -1,6 +1,9 @@
 package pipeline_test
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -53,7 +56,7 @@ func extractedBundle(t *testing.T) (string, *bundle.Manifest) {
 		t.Fatal(err)
 	}
 	for p, c := range map[string][]byte{"files/amd64/kubelet": big, "files/arm64/kubelet": []byte("arm"), "manifests/flannel.yaml": []byte("kind: Namespace\n"),
-		"files/amd64/socat": socat, "files/amd64/containerd": ctrd} {
+		"files/amd64/socat": socat, "files/amd64/containerd": ctrd, "files/amd64/cni-plugins.tgz": cniPlugins(t)} {
 		os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755)
 		os.WriteFile(filepath.Join(dir, p), c, 0o755)
 	}
@@ -156,6 +159,9 @@ func TestLabInstall(t *testing.T) {
 			return ok && strings.HasSuffix(p.Label, "kubelet") && p.Done > 4<<20 && p.Done < p.Total
 		}},
 		{"node prep", func(ev engine.Event) bool { p, ok := ev.(engine.PhaseStarted); return ok && p.Phase == "node prep" }},
+		{"registry", func(ev engine.Event) bool { p, ok := ev.(engine.PhaseStarted); return ok && p.Phase == "registry" }},
+		{"container runtime", func(ev engine.Event) bool { p, ok := ev.(engine.PhaseStarted); return ok && p.Phase == "container runtime" }},
+		{"image preload", func(ev engine.Event) bool { p, ok := ev.(engine.PhaseStarted); return ok && p.Phase == "image preload" }},
 	}
 	for _, k := range kills {
 		_, err := s.run(t, false, k.at)
@@ -184,6 +190,9 @@ func TestLabInstall(t *testing.T) {
 			if !strings.Contains(dump, want) {
 				t.Errorf("%s: containerd: %q missing from its config dump", h.Name, want)
 			}
+		}
+		if cni := s.lab.SSH(t, h, "ls /opt/cni/bin; stat -c %U /opt/cni/bin/bridge"); cni != "bridge\nloopback\nroot" {
+			t.Errorf("%s: CNI plugins: %q", h.Name, cni)
 		}
 		if hostsTOML := s.lab.SSH(t, h, "cat /etc/containerd/certs.d/registry.k8s.io/hosts.toml"); !strings.Contains(hostsTOML, "registry.wutong.local:5443") {
 			t.Errorf("%s: certs.d for registry.k8s.io:\n%s", h.Name, hostsTOML)
@@ -292,4 +301,19 @@ func mustMarshal(t *testing.T, c *cluster.Cluster) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// cniPlugins is a CNI plugins release archive in miniature: ./bridge and ./loopback.
+func cniPlugins(t *testing.T) []byte {
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for _, name := range []string{"./bridge", "./loopback"} {
+		body := "#!/bin/sh\necho " + name + "\n"
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(body)), Typeflag: tar.TypeReg, Uid: 1001, Gid: 1001})
+		tw.Write([]byte(body))
+	}
+	tw.Close()
+	gz.Close()
+	return buf.Bytes()
 }

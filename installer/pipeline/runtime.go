@@ -16,6 +16,7 @@ import (
 	"github.com/wutong-paas/wutong-offline/images"
 	"github.com/wutong-paas/wutong-offline/installer/containerd"
 	"github.com/wutong-paas/wutong-offline/installer/engine"
+	"github.com/wutong-paas/wutong-offline/installer/payload"
 	"github.com/wutong-paas/wutong-offline/installer/preflight"
 	"github.com/wutong-paas/wutong-offline/installer/remote"
 )
@@ -63,6 +64,9 @@ func (in *Install) containerRuntime(ctx context.Context, n *engine.Node) error {
 		f, _ := in.factsOf(n.Name())
 		n.Logf("the bundle carries no containerd for %s: the container runtime is not installed", f.Arch)
 		return nil
+	}
+	if err := in.installCNIPlugins(ctx, n); err != nil {
+		return err
 	}
 	changed := binChanged
 	files := in.runtimeConfig()
@@ -162,6 +166,34 @@ func (in *Install) preloadImages(ctx context.Context, n *engine.Node) error {
 	return n.Step(ctx, "image-preload", inputs, func(ctx context.Context) error {
 		_, err := n.Exec(ctx, fmt.Sprintf("import %d image(s) into containerd (namespace %s)", len(want), containerd.Namespace),
 			remote.Cmd{Line: preflight.AgentPath + " node images import --json", Sudo: true, Timeout: 30 * time.Minute})
+		return err
+	}, engine.Verify(verify), engine.Simulate())
+}
+
+// cniPluginsDir is where containerd's CRI plugin and kubelet look for CNI plugins.
+const cniPluginsDir = "/opt/cni/bin"
+
+// installCNIPlugins unpacks the CNI plugins the bundle carries (files/ARCH/cni-plugins.tgz, as upstream releases
+// them) into /opt/cni/bin. Its marker is trusted only while every plugin of the archive is still there.
+func (in *Install) installCNIPlugins(ctx context.Context, n *engine.Node) error {
+	f, _ := in.factsOf(n.Name())
+	rel := "files/" + f.Arch + "/cni-plugins.tgz"
+	i := slices.IndexFunc(in.Manifest.Entries, func(e bundle.Entry) bool { return e.Path == rel })
+	if i < 0 {
+		n.Logf("the bundle carries no %s: CNI plugins not installed", rel)
+		return nil
+	}
+	archive := remote.Quote(path.Join(payload.NodeRoot, rel))
+	verify := func(ctx context.Context) error {
+		_, err := n.Query(ctx, remote.Cmd{Sudo: true, Line: "tar -tzf " + archive + " | while read -r f; do [ -e " + cniPluginsDir + "/\"${f#./}\" ] || exit 1; done"})
+		if err != nil {
+			return fmt.Errorf("a CNI plugin is missing from %s", cniPluginsDir)
+		}
+		return nil
+	}
+	return n.Step(ctx, "cni-plugins", in.Manifest.Entries[i].SHA256, func(ctx context.Context) error {
+		_, err := n.Exec(ctx, "unpack the CNI plugins into "+cniPluginsDir, remote.Cmd{Sudo: true,
+			Line: "mkdir -p " + cniPluginsDir + " && tar -xzf " + archive + " -C " + cniPluginsDir + " --no-same-owner"})
 		return err
 	}, engine.Verify(verify), engine.Simulate())
 }
