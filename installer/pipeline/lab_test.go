@@ -160,7 +160,10 @@ func TestLabInstall(t *testing.T) {
 		}},
 		{"node prep", func(ev engine.Event) bool { p, ok := ev.(engine.PhaseStarted); return ok && p.Phase == "node prep" }},
 		{"registry", func(ev engine.Event) bool { p, ok := ev.(engine.PhaseStarted); return ok && p.Phase == "registry" }},
-		{"container runtime", func(ev engine.Event) bool { p, ok := ev.(engine.PhaseStarted); return ok && p.Phase == "container runtime" }},
+		{"container runtime", func(ev engine.Event) bool {
+			p, ok := ev.(engine.PhaseStarted)
+			return ok && p.Phase == "container runtime"
+		}},
 		{"image preload", func(ev engine.Event) bool { p, ok := ev.(engine.PhaseStarted); return ok && p.Phase == "image preload" }},
 	}
 	for _, k := range kills {
