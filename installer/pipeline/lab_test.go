@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -319,4 +320,84 @@ func cniPlugins(t *testing.T) []byte {
 	tw.Close()
 	gz.Close()
 	return buf.Bytes()
+}
+
+// The command line end to end, on one fresh host, with a bundle that wtctl itself builds and signs.
+func TestLabInstallCLI(t *testing.T) {
+	l := labtest.Up(t, labtest.Options{ID: "pc", Subnet: 10, N: 1, Personas: []string{"uos20"}})
+	h := l.Hosts[0]
+	agentDir := labtest.BuildAgent(t)
+	wtctl := filepath.Join(agentDir, "wtctl-linux-amd64")
+	dir := t.TempDir()
+	run := func(stdin string, args ...string) (string, string, int) {
+		t.Helper()
+		cmd := exec.Command(wtctl, args...)
+		cmd.Stdin = strings.NewReader(stdin)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return stdout.String(), stderr.String(), code
+	}
+	must := func(args ...string) string {
+		t.Helper()
+		out, errOut, code := run("", args...)
+		if code != 0 {
+			t.Fatalf("wtctl %s: exit %d\n%s\n%s", strings.Join(args, " "), code, out, errOut)
+		}
+		return out + errOut
+	}
+	must("bundle", "keygen", "--private", filepath.Join(dir, "k.key"), "--public", filepath.Join(dir, "k.pub"))
+	os.WriteFile(filepath.Join(dir, "tool"), []byte("#!/bin/sh\necho tool\n"), 0o755)
+	os.WriteFile(filepath.Join(dir, "bundle.yaml"), []byte(`apiVersion: wutong.io/v1alpha1
+kind: BundleSpec
+name: cli
+version: 0.0.1
+arches: [amd64]
+files:
+  - {name: socat, arch: amd64, path: tool}
+`), 0o644)
+	must("bundle", "build", "-q", "-f", filepath.Join(dir, "bundle.yaml"), "-o", filepath.Join(dir, "out"), "--sign-key", filepath.Join(dir, "k.key"))
+	os.WriteFile(filepath.Join(dir, "cluster.yaml"), []byte(fmt.Sprintf(`apiVersion: wutong.io/v1alpha1
+kind: Cluster
+metadata: {name: cli}
+spec:
+  kubernetes: {serviceCIDR: 10.96.0.0/16}
+  bundle: out/cli-0.0.1.tar.zst
+  hosts:
+    - {name: solo, address: %s, privateKey: %s, roles: [control-plane, registry]}
+`, h.IP, l.Key)), 0o600)
+	base := []string{"cluster", "install", "-f", filepath.Join(dir, "cluster.yaml"), "--key", filepath.Join(dir, "k.pub"),
+		"--agent-dir", agentDir, "--known-hosts", l.KnownHosts}
+	before := s0(t, l, h)
+
+	// Without --yes and without a terminal to ask on: refused as a usage error, nothing touched.
+	if _, errOut, code := run("", base...); code != 2 || !strings.Contains(errOut, "--yes") {
+		t.Fatalf("unconfirmed install: exit %d\n%s", code, errOut)
+	}
+	out := must(append(base, "--dry-run")...)
+	if !strings.Contains(out, "host solo:") || !strings.Contains(out, "/opt/wutong/files/amd64/socat") {
+		t.Fatalf("dry run printed no plan:\n%s", out)
+	}
+	if got := s0(t, l, h); got != before {
+		t.Fatalf("the dry run changed the host:\n%s\n---\n%s", before, got)
+	}
+	must(append(base, "--yes")...)
+	if got := l.SSH(t, h, "socat; systemctl is-active wutong-registry"); got != "tool\nactive" {
+		t.Fatalf("after install: %q", got)
+	}
+	if out := must(append(base, "--yes")...); !strings.Contains(out, "nothing changed") {
+		t.Fatalf("second install was not a no-op:\n%s", out)
+	}
+}
+
+// s0 is what an install touches on h.
+func s0(t *testing.T, l *labtest.Lab, h labtest.Host) string {
+	return l.SSH(t, h, "cat /etc/hosts; ls -A /opt /usr/local/bin /etc/systemd/system; ls -A /var/lib/wutong 2>&1; true")
 }

@@ -175,7 +175,9 @@ func (p registryPhase) Run(ctx context.Context, env *engine.Env) error {
 		inputs := struct {
 			Layout string // the payload's index.json decides what the storage must hold
 		}{Layout: indexDigest(p.in)}
-		if err := n.Step(ctx, "registry-seed", inputs, func(ctx context.Context) error {
+		if inputs.Layout == "" {
+			n.Logf("the bundle carries no images: the registry starts empty")
+		} else if err := n.Step(ctx, "registry-seed", inputs, func(ctx context.Context) error {
 			_, err := n.Exec(ctx, "seed the registry from "+payload.NodeRoot+"/oci", remote.Cmd{Sudo: true,
 				Line: preflight.AgentPath + " registry seed --from " + payload.NodeRoot + "/oci --root " + registryRoot})
 			return err
