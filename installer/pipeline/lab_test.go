@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -107,9 +108,9 @@ spec:
 }
 
 // run runs the pipeline once; cancelAt, when it returns true for an event, cancels the run there.
-func (s *setup) run(t *testing.T, dryRun bool, cancelAt func(engine.Event) bool) (*engine.Summary, error) {
+func (s *setup) run(t *testing.T, dryRun bool, cancelAt func(engine.Event) bool, tune ...func(*remote.Config)) (*engine.Summary, error) {
 	t.Helper()
-	targets := pipeline.Targets(s.cluster, s.keys)
+	targets := pipeline.Targets(s.cluster, s.keys, tune...)
 	defer pipeline.Close(targets)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -400,4 +401,47 @@ spec:
 // s0 is what an install touches on h.
 func s0(t *testing.T, l *labtest.Lab, h labtest.Host) string {
 	return l.SSH(t, h, "cat /etc/hosts; ls -A /opt /usr/local/bin /etc/systemd/system; ls -A /var/lib/wutong 2>&1; true")
+}
+
+// A node whose link dies in the middle of the run: it fails in that phase with a hint, the other node goes on to
+// the end, and once the link is back a re-run finishes it.
+func TestLabInstallLinkLostMidway(t *testing.T) {
+	s := newSetup(t)
+	worker := s.lab.Hosts[1]
+	route := []string{"-n", worker.NetNS, "route", "add", "blackhole", s.lab.JumpIP + "/32"}
+	t.Cleanup(func() { exec.Command("ip", "-n", worker.NetNS, "route", "del", "blackhole", s.lab.JumpIP+"/32").Run() })
+	quick := func(c *remote.Config) { c.KeepAlive, c.DialTimeout, c.Retries = 300*time.Millisecond, 2*time.Second, 1 }
+	var cut bool
+	sum, err := s.run(t, false, func(ev engine.Event) bool {
+		if p, ok := ev.(engine.PhaseStarted); ok && p.Phase == "distribute" && !cut {
+			cut = true
+			if out, err := exec.Command("ip", route...).CombinedOutput(); err != nil {
+				t.Errorf("cut the link: %v %s", err, out)
+			}
+		}
+		return false
+	}, quick)
+	var hf *engine.HostsFailedError
+	if !errors.As(err, &hf) {
+		t.Fatalf("err = %v, want HostsFailedError", err)
+	}
+	for _, h := range sum.Hosts {
+		switch h.Name {
+		case "w1":
+			if h.Status != engine.StatusFailed || h.Phase != "distribute" || h.Hint == "" {
+				t.Errorf("w1: %+v", h)
+			}
+		case "cp1":
+			if h.Status != engine.StatusDone {
+				t.Errorf("cp1 did not go on to the end: %+v", h)
+			}
+		}
+	}
+	route[3] = "del"
+	if out, err := exec.Command("ip", route...).CombinedOutput(); err != nil {
+		t.Fatalf("restore the link: %v %s", err, out)
+	}
+	if _, err := s.run(t, false, nil); err != nil {
+		t.Fatalf("re-run after the link came back: %v", err)
+	}
 }

@@ -62,11 +62,15 @@ func (in *Install) Report() *preflight.Report {
 }
 
 // Targets are lazily dialled links to every host: a host that cannot be reached fails in the connect phase, with
-// the others carrying on.
-func Targets(c *cluster.Cluster, keys remote.HostKeys) []engine.Target {
+// the others carrying on. tune, when given, adjusts each host's remote.Config (tests shorten keepalives).
+func Targets(c *cluster.Cluster, keys remote.HostKeys, tune ...func(*remote.Config)) []engine.Target {
 	var ts []engine.Target
 	for _, h := range c.Spec.Hosts {
-		l := &lazyClient{host: h.Name, cfg: preflight.RemoteConfig(h, keys)}
+		cfg := preflight.RemoteConfig(h, keys)
+		for _, f := range tune {
+			f(&cfg)
+		}
+		l := &lazyClient{host: h.Name, cfg: cfg}
 		ts = append(ts, engine.Target{Host: h, Runner: l, Uploader: l})
 	}
 	return ts
