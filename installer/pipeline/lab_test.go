@@ -52,6 +52,7 @@ func extractedBundle(t *testing.T) (string, *bundle.Manifest) {
 	}
 	big := make([]byte, 24<<20)
 	rand.Read(big)
+	big[100] = 'A' // the repair test writes 'X' here: make sure that is a change
 	socat := []byte("#!/bin/sh\necho static socat from the bundle\n")
 	ctrd, err := os.ReadFile(labtest.Containerd(t))
 	if err != nil {

@@ -322,6 +322,7 @@ func TestLabUploadResume(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "payload.bin")
 	data := make([]byte, size)
 	rand.Read(data)
+	data[1000] = 'A' // the damage test writes 'X' here: make sure that is a change
 	os.WriteFile(src, data, 0o640)
 
 	cfg := rootCfg(l, h)
