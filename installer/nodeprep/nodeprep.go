@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/wutong-paas/wutong-offline/installer/facts"
 	"github.com/wutong-paas/wutong-offline/internal/atomicfile"
 )
 
@@ -73,9 +74,10 @@ type Result struct {
 }
 
 type prep struct {
-	o    Options
-	res  *Result
-	exec bool // whether commands run (not for a foreign root without an Exec)
+	o     Options
+	res   *Result
+	exec  bool         // whether commands run (not for a foreign root without an Exec)
+	facts *facts.Facts // swap, modules and firewalld as the node is now
 }
 
 // Apply prepares the node. It stops at the first step that fails; what was done before stays done and is
@@ -98,7 +100,12 @@ func Apply(ctx context.Context, o Options) (*Result, error) {
 	default:
 		return nil, fmt.Errorf("node prep: firewall mode %q: use open, stop or leave", o.Firewall)
 	}
-	p := &prep{o: o, res: &Result{DryRun: o.DryRun, Changes: []Change{}}, exec: o.Exec != nil || o.Root == "/"}
+	// What is loaded and running is read the way preflight reads it, so that both agree.
+	f, err := facts.Collect(ctx, facts.Options{Root: o.Root, Paths: []string{}, Commands: []string{}, Modules: o.Modules})
+	if err != nil {
+		return nil, fmt.Errorf("node prep: %w", err)
+	}
+	p := &prep{o: o, res: &Result{DryRun: o.DryRun, Changes: []Change{}}, exec: o.Exec != nil || o.Root == "/", facts: f}
 	if o.Exec == nil {
 		p.o.Exec = runCommand
 	}

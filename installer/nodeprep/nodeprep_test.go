@@ -61,6 +61,8 @@ func newFakeNode(t *testing.T) *fakeNode {
 		"/proc/filesystems":             "nodev\tproc\nnodev\toverlay\n\text4\n",
 		"/proc/sys/net/ipv4/ip_forward": "0\n",
 		"/proc/321/comm":                "firewalld\n",
+		"/proc/sys/kernel/osrelease":    "4.19.90-24.4.v2101.ky10.x86_64\n",
+		"/etc/os-release":               "NAME=\"Kylin Linux Advanced Server\"\nVERSION=\"V10 (Sword)\"\nID=\"kylin\"\nVERSION_ID=\"V10\"\n",
 		"/etc/fstab":                    "UUID=1 / xfs defaults 0 0\n/swapfile none swap defaults 0 0\n",
 		"/etc/selinux/config":           "SELINUX=enforcing\nSELINUXTYPE=targeted\n",
 		"/sys/fs/selinux/enforce":       "1",

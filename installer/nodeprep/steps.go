@@ -8,21 +8,15 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/wutong-paas/wutong-offline/installer/facts"
+	"github.com/wutong-paas/wutong-offline/internal/progress"
 )
 
 func (p *prep) swap(ctx context.Context) error {
-	swaps, _, err := p.read("/proc/swaps")
-	if err != nil {
-		return err
-	}
-	active := 0
-	for _, l := range strings.Split(strings.TrimSpace(swaps), "\n")[1:] {
-		if strings.TrimSpace(l) != "" {
-			active++
-		}
-	}
-	if active > 0 {
-		if err := p.command(ctx, fmt.Sprintf("%d swap device(s) active; kubelet needs swap off", active), "swapoff", "-a"); err != nil {
+	if p.facts.SwapBytes > 0 {
+		why := fmt.Sprintf("%s of swap active; kubelet needs swap off", progress.Bytes(int64(p.facts.SwapBytes)))
+		if err := p.command(ctx, why, "swapoff", "-a"); err != nil {
 			return err
 		}
 	}
@@ -36,27 +30,10 @@ func (p *prep) swap(ctx context.Context) error {
 	return nil
 }
 
-// moduleLoaded tells whether the kernel has module m, loaded or built in, by what it provides.
+// moduleLoaded tells whether the kernel has module m, loaded or built in, as facts saw it.
 func (p *prep) moduleLoaded(m string) bool {
-	if _, err := os.Stat(p.path("/sys/module/" + m)); err == nil {
-		return true
-	}
-	switch m {
-	case "br_netfilter":
-		_, err := os.Stat(p.path("/proc/sys/net/bridge/bridge-nf-call-iptables"))
-		return err == nil
-	case "overlay":
-		fss, _, _ := p.read("/proc/filesystems")
-		for _, l := range strings.Split(fss, "\n") {
-			if f := strings.Fields(l); len(f) > 0 && f[len(f)-1] == "overlay" {
-				return true
-			}
-		}
-	case "ip_vs":
-		_, err := os.Stat(p.path("/proc/net/ip_vs"))
-		return err == nil
-	}
-	return false
+	i := slices.IndexFunc(p.facts.Modules, func(x facts.Module) bool { return x.Name == m })
+	return i >= 0 && p.facts.Modules[i].Loaded
 }
 
 func (p *prep) modules(ctx context.Context) error {
@@ -133,22 +110,8 @@ func (p *prep) selinux(ctx context.Context) error {
 	return nil
 }
 
-// firewalldRunning tells by its process, as facts does.
-func (p *prep) firewalldRunning() bool {
-	entries, err := os.ReadDir(p.path("/proc"))
-	if err != nil {
-		return false
-	}
-	for _, e := range entries {
-		if comm, ok, _ := p.read("/proc/" + e.Name() + "/comm"); ok && strings.TrimSpace(comm) == "firewalld" {
-			return true
-		}
-	}
-	return false
-}
-
 func (p *prep) firewalld(ctx context.Context) error {
-	if p.o.Firewall == FirewallLeave || !p.firewalldRunning() {
+	if p.o.Firewall == FirewallLeave || p.facts.Firewalld != "running" {
 		return nil
 	}
 	if p.o.Firewall == FirewallStop {
