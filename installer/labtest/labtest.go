@@ -11,6 +11,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -269,17 +270,29 @@ func Containerd(t testing.TB) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// Into place atomically, so that a killed build never leaves a half binary in the cache.
-	tmp := bin + ".tmp"
-	data, err := os.ReadFile(filepath.Join(mod, "containerd"))
-	if err == nil {
-		err = os.WriteFile(tmp, data, 0o755)
+	// Into place atomically (built on /tmp, cached on /var), so that a killed build never leaves a half binary.
+	if err := copyFile(filepath.Join(mod, "containerd"), bin+".tmp"); err != nil {
+		t.Fatal(err)
 	}
-	if err == nil {
-		err = os.Rename(tmp, bin)
-	}
-	if err != nil {
+	if err := os.Rename(bin+".tmp", bin); err != nil {
 		t.Fatal(err)
 	}
 	return bin
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }

@@ -282,22 +282,7 @@ func TestLabInstallUnreachableHost(t *testing.T) {
 	}
 	s.cluster, s.in.Cluster = c, c
 	sum, err := s.run(t, false, nil)
-	var hf *engine.HostsFailedError
-	if !errors.As(err, &hf) {
-		t.Fatalf("err = %v, want HostsFailedError", err)
-	}
-	for _, h := range sum.Hosts {
-		switch h.Name {
-		case "w1":
-			if h.Status != engine.StatusFailed || h.Phase != "connect" || h.Hint == "" {
-				t.Errorf("w1: %+v", h)
-			}
-		case "cp1":
-			if h.Status != engine.StatusDone {
-				t.Errorf("cp1 did not carry on: %+v", h)
-			}
-		}
-	}
+	workerFailedIn(t, sum, err, "connect")
 }
 
 func mustMarshal(t *testing.T, c *cluster.Cluster) []byte {
@@ -422,6 +407,19 @@ func TestLabInstallLinkLostMidway(t *testing.T) {
 		}
 		return false
 	}, quick)
+	workerFailedIn(t, sum, err, "distribute")
+	route[3] = "del"
+	if out, err := exec.Command("ip", route...).CombinedOutput(); err != nil {
+		t.Fatalf("restore the link: %v %s", err, out)
+	}
+	if _, err := s.run(t, false, nil); err != nil {
+		t.Fatalf("re-run after the link came back: %v", err)
+	}
+}
+
+// workerFailedIn checks a run's outcome: w1 failed in phase with a hint, and cp1 carried on to the end.
+func workerFailedIn(t *testing.T, sum *engine.Summary, err error, phase string) {
+	t.Helper()
 	var hf *engine.HostsFailedError
 	if !errors.As(err, &hf) {
 		t.Fatalf("err = %v, want HostsFailedError", err)
@@ -429,20 +427,13 @@ func TestLabInstallLinkLostMidway(t *testing.T) {
 	for _, h := range sum.Hosts {
 		switch h.Name {
 		case "w1":
-			if h.Status != engine.StatusFailed || h.Phase != "distribute" || h.Hint == "" {
-				t.Errorf("w1: %+v", h)
+			if h.Status != engine.StatusFailed || h.Phase != phase || h.Hint == "" {
+				t.Errorf("w1: %+v, want failed in %q with a hint", h, phase)
 			}
 		case "cp1":
 			if h.Status != engine.StatusDone {
 				t.Errorf("cp1 did not go on to the end: %+v", h)
 			}
 		}
-	}
-	route[3] = "del"
-	if out, err := exec.Command("ip", route...).CombinedOutput(); err != nil {
-		t.Fatalf("restore the link: %v %s", err, out)
-	}
-	if _, err := s.run(t, false, nil); err != nil {
-		t.Fatalf("re-run after the link came back: %v", err)
 	}
 }

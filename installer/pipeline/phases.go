@@ -31,12 +31,12 @@ func (p preflightPhase) Run(ctx context.Context, env *engine.Env) error {
 	var nodes []preflight.Node
 	byName := map[string]*engine.Node{}
 	for _, n := range env.Nodes() {
-		f, skew := in.factsOf(n.Name())
-		if f == nil || len(f.Warnings) > 0 && f.Warnings[len(f.Warnings)-1] == "partial: dry run without the agent" {
+		nf := in.factsOf(n.Name())
+		if nf.facts == nil || nf.partial {
 			n.Logf("preflight: not checked (no facts yet; a real run uploads the agent first)")
 			continue
 		}
-		nodes = append(nodes, preflight.Node{Host: n.Host(), Facts: f, Skew: skew})
+		nodes = append(nodes, preflight.Node{Host: n.Host(), Facts: nf.facts, Skew: nf.skew})
 		byName[n.Name()] = n
 	}
 	in.mu.Lock()
@@ -75,7 +75,7 @@ func (p preflightPhase) Run(ctx context.Context, env *engine.Env) error {
 // distribute puts the node's share of the bundle under /opt/wutong, each file verified by sha256. Its marker is
 // trusted only after `wtctl node verify` finds every file intact, so a damaged file is sent again.
 func (in *Install) distribute(ctx context.Context, n *engine.Node) error {
-	f, _ := in.factsOf(n.Name())
+	f := in.factsOf(n.Name()).facts
 	forNode := payload.ForArch
 	if n.Host().HasRole(cluster.RoleRegistry) {
 		forNode = payload.ForRegistry
@@ -158,7 +158,7 @@ type binary struct{ Name, Dir string }
 // their directories, as step id. Its marker holds their sha256s and is trusted only when the installed copies still
 // match. It returns the names found and whether anything was installed.
 func (in *Install) installBinaries(ctx context.Context, n *engine.Node, id string, want []binary) ([]string, bool, error) {
-	f, _ := in.factsOf(n.Name())
+	f := in.factsOf(n.Name()).facts
 	type bin struct{ Name, Src, Dst, SHA256 string }
 	var bins []bin
 	var names []string
@@ -242,7 +242,7 @@ func (in *Install) nodePrep(ctx context.Context, n *engine.Node) error {
 	}
 	return n.Step(ctx, "node-prep", args, func(ctx context.Context) error {
 		desc := "prepare the node: swap, kernel modules, sysctl, SELinux, firewalld, /etc/hosts"
-		if f, _ := in.factsOf(n.Name()); n.DryRun() && f != nil && f.Hostname != "" {
+		if nf := in.factsOf(n.Name()); n.DryRun() && nf.facts != nil && !nf.partial {
 			if changes, err := pending(ctx); err == nil {
 				var what []string
 				for _, c := range changes {

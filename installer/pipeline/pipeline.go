@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,8 +33,8 @@ type Install struct {
 	Now func() time.Time
 
 	mu     sync.Mutex
-	facts  map[string]*facts.Facts
-	skew   map[string]time.Duration
+	nodes  map[string]nodeFacts
+	sums   map[string]string // local file → sha256, so each agent is hashed once per run
 	owned  map[string][]int
 	ours   map[string][]string // runtimes an earlier run installed
 	report *preflight.Report
@@ -97,7 +98,8 @@ func (in *Install) collectFacts(ctx context.Context, n *engine.Node) error {
 	if err != nil {
 		return err
 	}
-	arch := facts.NormalizeArch(string(trimSpace(res.Stdout)))
+	machine := strings.TrimSpace(string(res.Stdout))
+	arch := facts.NormalizeArch(machine)
 	agent := in.Agent
 	if agent == nil {
 		agent = func(a string) (string, error) { return preflight.LocalAgent(a) }
@@ -107,7 +109,7 @@ func (in *Install) collectFacts(ctx context.Context, n *engine.Node) error {
 		return engine.WithHint(fmt.Errorf("node agent for %s: %w", arch, err),
 			"build it (make build-all) or pass --agent-dir", "请先构建（make build-all）或用 --agent-dir 指定")
 	}
-	sum, err := fileSHA256(local)
+	sum, err := in.sha256Of(local)
 	if err != nil {
 		return err
 	}
@@ -117,18 +119,19 @@ func (in *Install) collectFacts(ctx context.Context, n *engine.Node) error {
 	}
 	if n.DryRun() && changed {
 		n.Logf("dry run: the agent is not on the node yet, so there are no facts (arch %s from uname)", arch)
-		in.setFacts(n.Name(), &facts.Facts{Arch: arch, Machine: string(trimSpace(res.Stdout))}, 0, false)
+		in.setFacts(n.Name(), nodeFacts{facts: &facts.Facts{Arch: arch, Machine: machine}, partial: true})
 		return nil
 	}
 	now := in.Now
 	if now == nil {
 		now = time.Now
 	}
-	f, skew, err := preflight.Collect(ctx, gateLink{n}, gateLink{n}, func(string) (string, error) { return local, nil }, now)
+	link := gateLink{n: n, agent: local, sum: sum}
+	f, skew, err := preflight.Collect(ctx, link, link, func(string) (string, error) { return local, nil }, now)
 	if err != nil {
 		return err
 	}
-	in.setFacts(n.Name(), f, skew, true)
+	in.setFacts(n.Name(), nodeFacts{facts: f, skew: skew})
 	// A containerd this installer set up earlier is ours, not a foreign runtime.
 	if _, err := n.Query(ctx, remote.Cmd{Line: "grep -qs 'Written by wtctl' /etc/systemd/system/containerd.service"}); err == nil {
 		in.mu.Lock()
@@ -152,43 +155,37 @@ func (in *Install) collectFacts(ctx context.Context, n *engine.Node) error {
 	return nil
 }
 
-func (in *Install) setFacts(host string, f *facts.Facts, skew time.Duration, full bool) {
+// nodeFacts is what the facts phase learned about one node.
+type nodeFacts struct {
+	facts   *facts.Facts
+	skew    time.Duration
+	partial bool // a dry run on a node without the agent: only the arch is known
+}
+
+func (in *Install) setFacts(host string, nf nodeFacts) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.facts == nil {
-		in.facts, in.skew = map[string]*facts.Facts{}, map[string]time.Duration{}
+	if in.nodes == nil {
+		in.nodes = map[string]nodeFacts{}
 	}
-	if !full {
-		f.Warnings = append(f.Warnings, "partial: dry run without the agent")
-	}
-	in.facts[host], in.skew[host] = f, skew
+	in.nodes[host] = nf
 }
 
-func (in *Install) factsOf(host string) (*facts.Facts, time.Duration) {
+// factsOf returns what the facts phase learned about host.
+func (in *Install) factsOf(host string) nodeFacts {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return in.facts[host], in.skew[host]
+	return in.nodes[host]
 }
 
-// gateLink lets preflight.Collect work through the gate: its reads are queries, and its one upload (the agent,
-// already in place) is skipped as identical.
-type gateLink struct{ n *engine.Node }
-
-func (g gateLink) Host() string { return g.n.Name() }
-func (g gateLink) Run(ctx context.Context, cmd remote.Cmd) (remote.Result, error) {
-	return g.n.Query(ctx, cmd)
-}
-func (g gateLink) Upload(ctx context.Context, src, dst string, o remote.UploadOptions) (remote.UploadResult, error) {
-	sum, err := fileSHA256(src)
-	if err != nil {
-		return remote.UploadResult{}, err
+// sha256Of hashes the local file p once per run.
+func (in *Install) sha256Of(p string) (string, error) {
+	in.mu.Lock()
+	sum, ok := in.sums[p]
+	in.mu.Unlock()
+	if ok {
+		return sum, nil
 	}
-	o.SHA256 = sum
-	changed, err := g.n.Upload(ctx, src, dst, o)
-	return remote.UploadResult{Skipped: !changed, Attempts: 1}, err
-}
-
-func fileSHA256(p string) (string, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return "", err
@@ -198,12 +195,31 @@ func fileSHA256(p string) (string, error) {
 	if _, err := io.Copy(h, f); err != nil {
 		return "", err
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	sum = hex.EncodeToString(h.Sum(nil))
+	in.mu.Lock()
+	if in.sums == nil {
+		in.sums = map[string]string{}
+	}
+	in.sums[p] = sum
+	in.mu.Unlock()
+	return sum, nil
 }
 
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
+// gateLink lets preflight.Collect work through the gate: its reads are queries, and its one upload (the agent,
+// already in place) is skipped as identical, by the sum the facts phase already computed.
+type gateLink struct {
+	n          *engine.Node
+	agent, sum string
+}
+
+func (g gateLink) Host() string { return g.n.Name() }
+func (g gateLink) Run(ctx context.Context, cmd remote.Cmd) (remote.Result, error) {
+	return g.n.Query(ctx, cmd)
+}
+func (g gateLink) Upload(ctx context.Context, src, dst string, o remote.UploadOptions) (remote.UploadResult, error) {
+	if src == g.agent {
+		o.SHA256 = g.sum
 	}
-	return b
+	changed, err := g.n.Upload(ctx, src, dst, o)
+	return remote.UploadResult{Skipped: !changed, Attempts: 1}, err
 }

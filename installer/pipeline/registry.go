@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/wutong-paas/wutong-offline/images/registry"
 	"github.com/wutong-paas/wutong-offline/installer/cluster"
@@ -188,17 +187,7 @@ func (p registryPhase) Run(ctx context.Context, env *engine.Env) error {
 		if err != nil {
 			return err
 		}
-		changed = changed || uc
-		if changed {
-			_, err = n.Exec(ctx, "start the registry with its new configuration", remote.Cmd{Sudo: true,
-				Line: "systemctl enable " + registryUnit + " && systemctl restart " + registryUnit})
-			return err
-		}
-		if _, err := n.Query(ctx, remote.Cmd{Line: "systemctl is-active --quiet " + registryUnit}); err != nil {
-			_, err = n.Exec(ctx, "start the registry (it was not running)", remote.Cmd{Sudo: true, Line: "systemctl enable --now " + registryUnit})
-			return err
-		}
-		return nil
+		return runService(ctx, n, registryUnit, "the registry", changed || uc)
 	})
 }
 
@@ -222,19 +211,14 @@ func (p reachablePhase) Run(ctx context.Context, env *engine.Env) error {
 		if n.DryRun() {
 			return nil
 		}
-		var lastErr error
-		for range 20 { // a registry just (re)started needs a moment
-			_, lastErr = n.Query(ctx, remote.Cmd{Line: preflight.AgentPath + " node probe --ca " + CAPath + " " + url})
-			if lastErr == nil {
-				return nil
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(500 * time.Millisecond):
-			}
+		err := waitFor(ctx, func(ctx context.Context) error {
+			_, err := n.Query(ctx, remote.Cmd{Line: preflight.AgentPath + " node probe --ca " + CAPath + " " + url})
+			return err
+		})
+		if err == nil || ctx.Err() != nil {
+			return err
 		}
-		return engine.WithHint(fmt.Errorf("registry not reachable from %s at %s: %w", n.Name(), url, lastErr),
+		return engine.WithHint(fmt.Errorf("registry not reachable from %s at %s: %w", n.Name(), url, err),
 			"check the registry host (systemctl status "+registryUnit+"), that /etc/hosts maps "+reg.Domain+", and that no firewall blocks port "+strconv.Itoa(reg.Port),
 			"请检查镜像仓库主机（systemctl status "+registryUnit+"）、/etc/hosts 中 "+reg.Domain+" 的解析，以及防火墙是否放行端口 "+strconv.Itoa(reg.Port))
 	})

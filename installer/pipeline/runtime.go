@@ -61,7 +61,7 @@ func (in *Install) containerRuntime(ctx context.Context, n *engine.Node) error {
 		return err
 	}
 	if !slices.Contains(names, "containerd") {
-		f, _ := in.factsOf(n.Name())
+		f := in.factsOf(n.Name()).facts
 		n.Logf("the bundle carries no containerd for %s: the container runtime is not installed", f.Arch)
 		return nil
 	}
@@ -86,36 +86,29 @@ func (in *Install) containerRuntime(ctx context.Context, n *engine.Node) error {
 	if err != nil {
 		return err
 	}
-	changed = changed || uc
-	if changed {
-		if _, err := n.Exec(ctx, "start containerd with its new binaries or configuration", remote.Cmd{Sudo: true,
-			Line: "systemctl enable " + containerd.Unit + " && systemctl restart " + containerd.Unit}); err != nil {
-			return err
-		}
-	} else if _, err := n.Query(ctx, remote.Cmd{Line: "systemctl is-active --quiet " + containerd.Unit}); err != nil {
-		if _, err := n.Exec(ctx, "start containerd (it was not running)", remote.Cmd{Sudo: true, Line: "systemctl enable --now " + containerd.Unit}); err != nil {
-			return err
-		}
+	if err := runService(ctx, n, containerd.Unit, "containerd", changed || uc); err != nil {
+		return err
 	}
 	if n.DryRun() {
 		return nil
 	}
-	var lastErr error
-	for range 20 {
+	lastErr := waitFor(ctx, func(ctx context.Context) error {
 		res, err := n.Query(ctx, remote.Cmd{Line: preflight.AgentPath + " node runtime-check --json", Sudo: true})
-		if err == nil {
-			var st containerd.Status
-			if err := json.Unmarshal(res.Stdout, &st); err == nil && st.Serving {
-				n.Logf("containerd %s is serving", st.Version)
-				return nil
-			}
+		if err != nil {
+			return err
 		}
-		lastErr = err
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+		var st containerd.Status
+		if err := json.Unmarshal(res.Stdout, &st); err != nil {
+			return fmt.Errorf("read runtime-check: %w", err)
 		}
+		if !st.Serving {
+			return fmt.Errorf("containerd %s answers but is not serving", st.Version)
+		}
+		n.Logf("containerd %s is serving", st.Version)
+		return nil
+	})
+	if lastErr == nil || ctx.Err() != nil {
+		return lastErr
 	}
 	return engine.WithHint(fmt.Errorf("containerd does not answer: %w", lastErr),
 		"see journalctl -u containerd on the node", "请在节点上查看 journalctl -u containerd")
@@ -125,7 +118,7 @@ func (in *Install) containerRuntime(ctx context.Context, n *engine.Node) error {
 // control plane comes up even if the registry is down. Its marker is trusted only while containerd still lists
 // every image.
 func (in *Install) preloadImages(ctx context.Context, n *engine.Node) error {
-	f, _ := in.factsOf(n.Name())
+	f := in.factsOf(n.Name()).facts
 	if !slices.ContainsFunc(in.Manifest.Entries, func(e bundle.Entry) bool { return e.Path == "files/"+f.Arch+"/containerd" }) {
 		return nil // no runtime from the bundle: nothing to preload into
 	}
@@ -176,7 +169,7 @@ const cniPluginsDir = "/opt/cni/bin"
 // installCNIPlugins unpacks the CNI plugins the bundle carries (files/ARCH/cni-plugins.tgz, as upstream releases
 // them) into /opt/cni/bin. Its marker is trusted only while every plugin of the archive is still there.
 func (in *Install) installCNIPlugins(ctx context.Context, n *engine.Node) error {
-	f, _ := in.factsOf(n.Name())
+	f := in.factsOf(n.Name()).facts
 	rel := "files/" + f.Arch + "/cni-plugins.tgz"
 	i := slices.IndexFunc(in.Manifest.Entries, func(e bundle.Entry) bool { return e.Path == rel })
 	if i < 0 {
