@@ -10,7 +10,6 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/wutong-paas/wutong-offline/bundle"
 	"github.com/wutong-paas/wutong-offline/installer/cluster"
@@ -18,6 +17,7 @@ import (
 	"github.com/wutong-paas/wutong-offline/installer/pipeline"
 	"github.com/wutong-paas/wutong-offline/installer/preflight"
 	"github.com/wutong-paas/wutong-offline/internal/i18n"
+	"github.com/wutong-paas/wutong-offline/internal/progress"
 )
 
 func init() { clusterCmds = append(clusterCmds, newClusterInstallCmd) }
@@ -51,9 +51,9 @@ others carry on. The journal and one log per host are in the workdir. Ctrl-C sto
 				return &usageError{fmt.Errorf("no bundle: set spec.bundle in %s or pass --bundle", file)}
 			}
 			stderr := c.ErrOrStderr()
-			tty := isTerminal(stderr)
+			tty := progress.IsTerminal(stderr)
 			if !dryRun && !yes {
-				if !isTerminal(c.InOrStdin()) {
+				if !progress.IsTerminal(c.InOrStdin()) {
 					return &usageError{fmt.Errorf("install changes %d host(s): pass --yes to confirm, or --dry-run to see the plan", len(cl.Spec.Hosts))}
 				}
 				fmt.Fprintf(stderr, "Install on %d host(s) of cluster %s? [y/N] ", len(cl.Spec.Hosts), cl.Metadata.Name)
@@ -109,10 +109,4 @@ others carry on. The journal and one log per host are in the workdir. Ctrl-C sto
 	t.register(c)
 	hk.register(c)
 	return c
-}
-
-// isTerminal reports whether v is a terminal.
-func isTerminal(v any) bool {
-	f, ok := v.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
 }
