@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -461,5 +462,33 @@ func TestLabKeepAliveRedial(t *testing.T) {
 	}
 	if after == before {
 		t.Fatalf("still on the old connection (%s): the dead link was not noticed", after)
+	}
+}
+
+// TestLabForward reaches a port that listens only on the node's loopback through the SSH connection, and names a
+// port where nothing listens.
+func TestLabForward(t *testing.T) {
+	l := lab(t)
+	h := l.Host(t, "lab2")
+	c := dial(t, rootCfg(l, h))
+	// sshd's own port on the node's loopback: the jump host cannot reach 127.0.0.1 of the node any other way.
+	conn, err := c.DialContext(t.Context(), "tcp", "127.0.0.1:22")
+	if err != nil {
+		t.Fatalf("forward to 127.0.0.1:22: %v", err)
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	banner := make([]byte, 8)
+	if _, err := io.ReadFull(conn, banner); err != nil || string(banner) != "SSH-2.0-" {
+		t.Fatalf("banner through the forward = %q, %v", banner, err)
+	}
+	_, err = c.DialContext(t.Context(), "tcp", "127.0.0.1:1")
+	var de *remote.DialError
+	if !errors.As(err, &de) || de.Address != "127.0.0.1:1" {
+		t.Fatalf("forward to a closed port: %v (%T), want a DialError naming 127.0.0.1:1", err, err)
+	}
+	// The link survives a refused forward.
+	if got, err := c.Output(t.Context(), "hostname"); err != nil || got != h.Name {
+		t.Fatalf("after a refused forward: %q, %v", got, err)
 	}
 }
