@@ -13,7 +13,10 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
 	"github.com/containerd/platforms"
+
+	"github.com/wutong-paas/wutong-offline/images"
 )
 
 // Namespace is where kubelet's images live (the CRI plugin's namespace).
@@ -118,4 +121,50 @@ func tarLayout(ctx context.Context, w io.Writer, dir string) error {
 		return fmt.Errorf("read OCI layout %s: %w", dir, err)
 	}
 	return tw.Close()
+}
+
+// Alias gives each image of names a second name in the local registry at host (images.LocalRef: the name the
+// cluster's manifests use when kubeadm's imageRepository points at that registry), pointing at the same content.
+// kubelet then finds those images already present and pulls nothing, even while the registry is down. An alias
+// that already points at the image is left as is. It returns the alias names.
+func Alias(ctx context.Context, address, ns, host string, names []string) ([]string, error) {
+	if address == "" {
+		address = Socket
+	}
+	c, err := client.New(address)
+	if err != nil {
+		return nil, fmt.Errorf("connect to containerd at %s: %w", address, err)
+	}
+	defer c.Close()
+	ctx = namespaces.WithNamespace(ctx, ns)
+	is := c.ImageService()
+	var out []string
+	for _, n := range names {
+		local, err := images.LocalRef(n, host)
+		if err != nil {
+			return out, fmt.Errorf("alias %s: %w", n, err)
+		}
+		if local == n {
+			continue
+		}
+		img, err := is.Get(ctx, n)
+		if err != nil {
+			return out, fmt.Errorf("alias %s: %w", n, err)
+		}
+		alias := img
+		alias.Name = local
+		if cur, err := is.Get(ctx, local); err == nil {
+			if cur.Target.Digest != img.Target.Digest {
+				if _, err := is.Update(ctx, alias, "target", "labels"); err != nil {
+					return out, fmt.Errorf("alias %s as %s: %w", n, local, err)
+				}
+			}
+		} else if !errdefs.IsNotFound(err) {
+			return out, fmt.Errorf("alias %s as %s: %w", n, local, err)
+		} else if _, err := is.Create(ctx, alias); err != nil && !errdefs.IsAlreadyExists(err) {
+			return out, fmt.Errorf("alias %s as %s: %w", n, local, err)
+		}
+		out = append(out, local)
+	}
+	return out, nil
 }
