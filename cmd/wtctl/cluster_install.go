@@ -2,18 +2,23 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
+	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/wutong-paas/wutong-offline/bundle"
 	"github.com/wutong-paas/wutong-offline/installer/cluster"
 	"github.com/wutong-paas/wutong-offline/installer/engine"
+	"github.com/wutong-paas/wutong-offline/installer/kubeadm"
 	"github.com/wutong-paas/wutong-offline/installer/pipeline"
 	"github.com/wutong-paas/wutong-offline/installer/preflight"
 	"github.com/wutong-paas/wutong-offline/internal/i18n"
@@ -22,91 +27,167 @@ import (
 
 func init() { clusterCmds = append(clusterCmds, newClusterInstallCmd) }
 
+// installFlags are the flags of install and add-node.
+type installFlags struct {
+	file, bundlePath, agentDir string
+	dryRun, yes                bool
+	parallel                   int
+	kubeadmTimeout             time.Duration
+	ignorePreflight            []string
+	t                          trustFlags
+	hk                         hostKeyFlags
+}
+
+func (f *installFlags) register(c *cobra.Command) {
+	c.Flags().StringVarP(&f.file, "file", "f", "cluster.yaml", "cluster.yaml")
+	c.Flags().StringVar(&f.bundlePath, "bundle", "", "bundle archive (or any of its parts). Default: spec.bundle")
+	c.Flags().StringVar(&f.agentDir, "agent-dir", "", "directory holding wtctl-linux-ARCH for the hosts' arches. Default: beside wtctl, then ./dist")
+	c.Flags().BoolVar(&f.dryRun, "dry-run", false, "print the exact per-host plan; change nothing on any host")
+	c.Flags().BoolVarP(&f.yes, "yes", "y", false, "do not ask for confirmation")
+	c.Flags().IntVar(&f.parallel, "parallel", 10, "hosts worked on at once")
+	c.Flags().DurationVar(&f.kubeadmTimeout, "kubeadm-timeout", 0, "kubeadm's timeouts (control-plane and kubelet health, API calls, discovery, TLS bootstrap); default: kubeadm's own. Raise it for slow (emulated) machines")
+	c.Flags().StringSliceVar(&f.ignorePreflight, "ignore-preflight-errors", nil, "kubeadm preflight checks to ignore on every node (kubeadm's names)")
+	f.t.register(c)
+	f.hk.register(c)
+}
+
+// confirm asks before changing hosts, unless --yes or --dry-run.
+func confirm(c *cobra.Command, yes bool, question string) error {
+	if yes {
+		return nil
+	}
+	if !progress.IsTerminal(c.InOrStdin()) {
+		return &usageError{fmt.Errorf("%s: pass --yes to confirm, or --dry-run to see the plan", strings.TrimSuffix(question, "?"))}
+	}
+	fmt.Fprintf(c.ErrOrStderr(), "%s [y/N] ", question)
+	answer, _ := bufio.NewReader(c.InOrStdin()).ReadString('\n')
+	if a := strings.TrimSpace(strings.ToLower(answer)); a != "y" && a != "yes" {
+		return fmt.Errorf("not confirmed; nothing was changed")
+	}
+	return nil
+}
+
 func newClusterInstallCmd() *cobra.Command {
-	var (
-		file, bundlePath, agentDir string
-		dryRun, yes                bool
-		parallel                   int
-		t                          trustFlags
-		hk                         hostKeyFlags
-	)
+	var f installFlags
 	c := &cobra.Command{
 		Use:   "install -f cluster.yaml",
-		Short: "Install the cluster: connect, facts, preflight, distribute the payload, prepare the nodes",
+		Short: "Install the cluster: prepare the nodes, start the registry and containerd, bootstrap Kubernetes",
 		Long: `Install verifies and extracts the bundle into the workdir, then runs the phases on every host, in parallel
-under a limit. Every change on a node goes through one gate: --dry-run prints the exact per-host plan and changes
-nothing. Each step leaves a marker on the node; a re-run skips what is done and still verified, redoes what
-changed and continues from what failed. A host that fails is named with its phase, error and what to do; the
-others carry on. The journal and one log per host are in the workdir. Ctrl-C stops cleanly; run it again to resume.`,
+under a limit: connect, facts, preflight, distribute the payload, node prep, registry, container runtime, image
+preload, kubelet, kubeadm init on the first control plane, cluster access (the admin kubeconfig is saved in the
+workdir, 0600), kubeadm join of the other nodes, the pod network, all nodes Ready, and the storage class.
+Every change on a node goes through one gate: --dry-run prints the exact per-host plan and changes nothing. Each
+step leaves a marker on the node; a re-run skips what is done and still verified, redoes what changed and continues
+from what failed (a node whose kubeadm run failed is reset first, that node only). A host that fails is named with
+its phase, error and what to do; the others carry on. The journal and one log per host are in the workdir. Ctrl-C
+stops cleanly; run it again to resume.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			cl, err := cluster.Load(file)
+			cl, err := cluster.Load(f.file)
 			if err != nil {
 				return err
 			}
-			if bundlePath == "" {
-				bundlePath = cl.BundlePath()
-			}
-			if bundlePath == "" {
-				return &usageError{fmt.Errorf("no bundle: set spec.bundle in %s or pass --bundle", file)}
-			}
-			stderr := c.ErrOrStderr()
-			tty := progress.IsTerminal(stderr)
-			if !dryRun && !yes {
-				if !progress.IsTerminal(c.InOrStdin()) {
-					return &usageError{fmt.Errorf("install changes %d host(s): pass --yes to confirm, or --dry-run to see the plan", len(cl.Spec.Hosts))}
-				}
-				fmt.Fprintf(stderr, "Install on %d host(s) of cluster %s? [y/N] ", len(cl.Spec.Hosts), cl.Metadata.Name)
-				answer, _ := bufio.NewReader(c.InOrStdin()).ReadString('\n')
-				if a := strings.TrimSpace(strings.ToLower(answer)); a != "y" && a != "yes" {
-					return fmt.Errorf("not confirmed; nothing was changed")
+			if !f.dryRun {
+				if err := confirm(c, f.yes, fmt.Sprintf("Install on %d host(s) of cluster %s?", len(cl.Spec.Hosts), cl.Metadata.Name)); err != nil {
+					return err
 				}
 			}
-			// The bundle is verified while it is extracted; a second run finds it in place.
-			r, _, bar, err := openArchive(c, bundlePath, &t, "verify and extract")
-			if err != nil {
-				return err
-			}
-			dir := filepath.Join(cl.WorkdirPath(), "bundle")
-			res, err := bundle.Extract(c.Context(), r, dir)
-			r.Close()
-			if bar != nil {
-				bar.Done()
-			}
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			in := &pipeline.Install{Cluster: cl, BundleDir: res.Dir, Manifest: r.Manifest,
-				Agent: func(arch string) (string, error) {
-					if agentDir != "" {
-						return preflight.LocalAgent(arch, agentDir)
-					}
-					return preflight.LocalAgent(arch, "dist")
-				}}
-			targets := pipeline.Targets(cl, hk.policy(cl))
-			defer pipeline.Close(targets)
-			render := engine.NewTextRenderer(stderr, tty)
-			e, err := engine.New(targets, engine.Options{Workdir: cl.WorkdirPath(), DryRun: dryRun, Parallel: parallel,
-				Lang: i18n.FromEnv(), Events: render.Handle})
-			if err != nil {
-				return err
-			}
-			sum, err := e.Run(ctx, in.Phases())
-			if dryRun && sum != nil && sum.Plan != nil {
-				fmt.Fprint(c.OutOrStdout(), sum.Plan.String())
-			}
-			return err
+			return runInstall(c, &f, cl, nil)
 		},
 	}
-	c.Flags().StringVarP(&file, "file", "f", "cluster.yaml", "cluster.yaml")
-	c.Flags().StringVar(&bundlePath, "bundle", "", "bundle archive (or any of its parts). Default: spec.bundle")
-	c.Flags().StringVar(&agentDir, "agent-dir", "", "directory holding wtctl-linux-ARCH for the hosts' arches. Default: beside wtctl, then ./dist")
-	c.Flags().BoolVar(&dryRun, "dry-run", false, "print the exact per-host plan; change nothing on any host")
-	c.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
-	c.Flags().IntVar(&parallel, "parallel", 10, "hosts worked on at once")
-	t.register(c)
-	hk.register(c)
+	f.register(c)
 	return c
+}
+
+// runInstall runs the install pipeline, on only those hosts when only is set (add-node), and prints the summary.
+func runInstall(c *cobra.Command, f *installFlags, cl *cluster.Cluster, only []string) error {
+	bundlePath := f.bundlePath
+	if bundlePath == "" {
+		bundlePath = cl.BundlePath()
+	}
+	if bundlePath == "" {
+		return &usageError{fmt.Errorf("no bundle: set spec.bundle in %s or pass --bundle", f.file)}
+	}
+	stderr := c.ErrOrStderr()
+	// The bundle is verified while it is extracted; a second run finds it in place.
+	r, _, bar, err := openArchive(c, bundlePath, &f.t, "verify and extract")
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(cl.WorkdirPath(), "bundle")
+	res, err := bundle.Extract(c.Context(), r, dir)
+	r.Close()
+	if bar != nil {
+		bar.Done()
+	}
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	targets := pipeline.Targets(cl, f.hk.policy(cl))
+	defer pipeline.Close(targets)
+	in := &pipeline.Install{Cluster: cl, BundleDir: res.Dir, Manifest: r.Manifest, Workdir: cl.WorkdirPath(),
+		Forward: pipeline.ForwardThrough(targets), Only: only, IgnorePreflightErrors: f.ignorePreflight,
+		Agent: func(arch string) (string, error) {
+			if f.agentDir != "" {
+				return preflight.LocalAgent(arch, f.agentDir)
+			}
+			return preflight.LocalAgent(arch, "dist")
+		}}
+	if t := f.kubeadmTimeout; t > 0 {
+		in.Timeouts = kubeadm.Timeouts{ControlPlaneComponentHealthCheck: t, KubeletHealthCheck: t, KubernetesAPICall: t,
+			Discovery: t, TLSBootstrap: t, EtcdAPICall: t}
+		in.ReadyTimeout = max(t, 20*time.Minute)
+	}
+	render := engine.NewTextRenderer(stderr, progress.IsTerminal(stderr))
+	e, err := engine.New(targets, engine.Options{Workdir: cl.WorkdirPath(), DryRun: f.dryRun, Parallel: f.parallel,
+		Lang: i18n.FromEnv(), Events: render.Handle})
+	if err != nil {
+		return err
+	}
+	sum, err := e.Run(ctx, in.Phases())
+	if f.dryRun && sum != nil && sum.Plan != nil {
+		fmt.Fprint(c.OutOrStdout(), sum.Plan.String())
+	}
+	if err != nil || f.dryRun {
+		return err
+	}
+	qctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	s, err := in.ClusterSummary(qctx)
+	if err != nil {
+		return fmt.Errorf("read the cluster's summary: %w", err)
+	}
+	if s != nil {
+		printInstallSummary(c.OutOrStdout(), s)
+	}
+	return nil
+}
+
+// printInstallSummary prints the nodes, the version, the kubeconfig and what to do next.
+func printInstallSummary(w io.Writer, s *pipeline.Summary) {
+	zh := i18n.FromEnv() == i18n.ZH
+	fmt.Fprintf(w, "\nKubernetes %s\n", s.Version)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSTATUS\tROLES\tVERSION\tINTERNAL-IP\tOS\tARCH")
+	for _, n := range s.Nodes {
+		st := "Ready"
+		if !n.Ready {
+			st = "NotReady"
+		}
+		roles := strings.Join(n.Roles, ",")
+		if roles == "" {
+			roles = "<none>"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, st, roles, n.KubeletVersion, n.InternalIP, n.OS, n.Arch)
+	}
+	tw.Flush()
+	if s.Kubeconfig != "" {
+		if zh {
+			fmt.Fprintf(w, "\nkubeconfig（0600）：%s\n下一步：\n  export KUBECONFIG=%s\n  kubectl get pods -A\n  wtctl cluster status -f cluster.yaml\n", s.Kubeconfig, s.Kubeconfig)
+		} else {
+			fmt.Fprintf(w, "\nkubeconfig (0600): %s\nNext:\n  export KUBECONFIG=%s\n  kubectl get pods -A\n  wtctl cluster status -f cluster.yaml\n", s.Kubeconfig, s.Kubeconfig)
+		}
+	}
 }

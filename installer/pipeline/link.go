@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"net"
 	"sync"
 
 	"github.com/wutong-paas/wutong-offline/installer/remote"
@@ -56,4 +57,13 @@ func (l *lazyClient) Upload(ctx context.Context, src, dst string, o remote.Uploa
 		return remote.UploadResult{}, err
 	}
 	return c.Upload(ctx, src, dst, o)
+}
+
+// DialContext opens a connection to addr as the host sees it, through its SSH connection.
+func (l *lazyClient) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := l.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.DialContext(ctx, network, addr)
 }

@@ -1,5 +1,6 @@
 // Package pipeline is `wtctl cluster install`: the install phases, in order, over the engine. Read Phases top to
-// bottom to know what an install does. kubeadm comes next.
+// bottom to know what an install does: the nodes are prepared, the registry and containerd started, then
+// Kubernetes is bootstrapped with kubeadm, the pod network and storage are deployed, and every node must be Ready.
 package pipeline
 
 import (
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +19,8 @@ import (
 	"github.com/wutong-paas/wutong-offline/installer/cluster"
 	"github.com/wutong-paas/wutong-offline/installer/engine"
 	"github.com/wutong-paas/wutong-offline/installer/facts"
+	"github.com/wutong-paas/wutong-offline/installer/kube"
+	"github.com/wutong-paas/wutong-offline/installer/kubeadm"
 	"github.com/wutong-paas/wutong-offline/installer/preflight"
 	"github.com/wutong-paas/wutong-offline/installer/remote"
 )
@@ -29,8 +33,22 @@ type Install struct {
 	Manifest  *bundle.Manifest
 	// Agent returns the local wtctl built for an arch. Default preflight.LocalAgent.
 	Agent func(arch string) (string, error)
-	// Now is this machine's clock, for the skew check. Default time.Now.
+	// Now is this machine's clock, for the skew check and token expiry. Default time.Now.
 	Now func() time.Time
+	// Workdir keeps the admin kubeconfig, the join token and the certificate key (0600). Empty: nowhere.
+	Workdir string
+	// Forward returns, for a host, a dialer through its SSH connection; the API server is reached that way. Nil
+	// dials directly. ForwardThrough(targets) gives the one for Targets.
+	Forward func(host string) kube.Dialer
+	// Timeouts are kubeadm's; zero ones are kubeadm's defaults. Emulated (TCG) VMs need longer ones.
+	Timeouts kubeadm.Timeouts
+	// IgnorePreflightErrors are passed to kubeadm on every node.
+	IgnorePreflightErrors []string
+	// ReadyTimeout bounds the wait for Ready nodes and system deployments. Default 20 minutes.
+	ReadyTimeout time.Duration
+	// Only, when set, limits the per-host phases to these hosts (add-node); the first control plane is still used
+	// to reach the cluster.
+	Only []string
 
 	mu     sync.Mutex
 	nodes  map[string]nodeFacts
@@ -38,20 +56,56 @@ type Install struct {
 	owned  map[string][]int
 	ours   map[string][]string // runtimes an earlier run installed
 	report *preflight.Report
+	kube   *kube.Client
+	join   *kubeadm.Join
 }
 
 // Phases is the install pipeline.
 func (in *Install) Phases() []engine.Phase {
 	return []engine.Phase{
-		engine.ForEachHost("connect", in.connect),
-		engine.ForEachHost("facts", in.collectFacts),
+		in.onHosts("connect", nil, in.connect),
+		in.onHosts("facts", nil, in.collectFacts),
 		preflightPhase{in},
-		engine.ForEachHost("distribute", in.distribute),
-		engine.ForEachHost("node prep", in.nodePrep),
+		in.onHosts("distribute", nil, in.distribute),
+		in.onHosts("node prep", nil, in.nodePrep),
 		registryPhase{in},
 		reachablePhase{in},
-		engine.ForEachHost("container runtime", in.containerRuntime),
-		engine.ForEachHost("image preload", in.preloadImages),
+		in.onHosts("container runtime", nil, in.containerRuntime),
+		in.onHosts("image preload", nil, in.preloadImages),
+		kubePhase{in.onHosts("kubelet", isNode, in.installKubelet), in},
+		kubePhase{in.onHosts("control plane", in.isFirstControlPlane, in.initControlPlane), in},
+		kubePhase{accessPhase{in}, in},
+		kubePhase{in.onHosts("join", in.isJoiner, in.joinNode), in},
+		kubePhase{networkPhase{in}, in},
+		kubePhase{readyPhase{in}, in},
+		kubePhase{storagePhase{in}, in},
+	}
+}
+
+// onHosts is a per-host phase on the hosts match accepts (nil: all), narrowed to Only when set.
+func (in *Install) onHosts(title string, match func(cluster.Host) bool, fn func(ctx context.Context, n *engine.Node) error) engine.Phase {
+	return engine.OnHosts(title, in.narrow(match), fn)
+}
+
+// narrow is match (nil: every host) narrowed to Only when set.
+func (in *Install) narrow(match func(cluster.Host) bool) func(cluster.Host) bool {
+	return func(h cluster.Host) bool {
+		if len(in.Only) > 0 && !slices.Contains(in.Only, h.Name) {
+			return false
+		}
+		return match == nil || match(h)
+	}
+}
+
+// ForwardThrough gives Install.Forward for targets made by Targets: a dialer through the host's SSH connection.
+func ForwardThrough(ts []engine.Target) func(host string) kube.Dialer {
+	return func(host string) kube.Dialer {
+		for _, t := range ts {
+			if l, ok := t.Runner.(*lazyClient); ok && t.Host.Name == host {
+				return l.DialContext
+			}
+		}
+		return nil
 	}
 }
 

@@ -158,7 +158,7 @@ func (p registryPhase) Run(ctx context.Context, env *engine.Env) error {
 	}
 	port := p.in.Cluster.Spec.Registry.Port
 	unit := registryUnitFile(port)
-	return env.EachHost(ctx, engine.WithRole(cluster.RoleRegistry), func(ctx context.Context, n *engine.Node) error {
+	return env.EachHost(ctx, p.in.narrow(engine.WithRole(cluster.RoleRegistry)), func(ctx context.Context, n *engine.Node) error {
 		changed := false
 		for _, f := range []struct {
 			path string
@@ -204,7 +204,7 @@ func (p reachablePhase) Run(ctx context.Context, env *engine.Env) error {
 	}
 	reg := p.in.Cluster.Spec.Registry
 	url := "https://" + reg.Domain + ":" + strconv.Itoa(reg.Port) + "/healthz"
-	return env.EachHost(ctx, nil, func(ctx context.Context, n *engine.Node) error {
+	return env.EachHost(ctx, p.in.narrow(nil), func(ctx context.Context, n *engine.Node) error {
 		if _, err := n.PutFile(ctx, CAPath, cr.caPEM, 0o644); err != nil {
 			return err
 		}

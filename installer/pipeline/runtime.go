@@ -122,10 +122,16 @@ func (in *Install) preloadImages(ctx context.Context, n *engine.Node) error {
 	if !slices.ContainsFunc(in.Manifest.Entries, func(e bundle.Entry) bool { return e.Path == "files/"+f.Arch+"/containerd" }) {
 		return nil // no runtime from the bundle: nothing to preload into
 	}
+	reg := in.Cluster.Spec.Registry
+	local := reg.Domain + ":" + strconv.Itoa(reg.Port)
 	var want []string
 	for _, img := range in.Manifest.Images {
 		if _, ok := img.Arches[f.Arch]; ok {
 			want = append(want, img.Name)
+			// Also under its local-registry name, which kubeadm's manifests use (imageRepository).
+			if l, err := images.LocalRef(img.Name, local); err == nil && l != img.Name {
+				want = append(want, l)
+			}
 		}
 	}
 	if len(want) == 0 {
@@ -155,10 +161,10 @@ func (in *Install) preloadImages(ctx context.Context, n *engine.Node) error {
 		}
 		return nil
 	}
-	inputs := struct{ Layout, Arch string }{indexDigest(in), f.Arch}
+	inputs := struct{ Layout, Arch, Alias string }{indexDigest(in), f.Arch, local}
 	return n.Step(ctx, "image-preload", inputs, func(ctx context.Context) error {
 		_, err := n.Exec(ctx, fmt.Sprintf("import %d image(s) into containerd (namespace %s)", len(want), containerd.Namespace),
-			remote.Cmd{Line: preflight.AgentPath + " node images import --json", Sudo: true, Timeout: 30 * time.Minute})
+			remote.Cmd{Line: preflight.AgentPath + " node images import --json --alias-registry " + remote.Quote(local), Sudo: true, Timeout: 30 * time.Minute})
 		return err
 	}, engine.Verify(verify), engine.Simulate())
 }
