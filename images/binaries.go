@@ -21,6 +21,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
 )
@@ -42,6 +43,13 @@ type BinariesSource struct {
 	// Created is the config's creation time and the files' mtime; the zero
 	// value means the Unix epoch, so builds are reproducible.
 	Created time.Time `yaml:"created,omitempty" json:"created,omitempty"`
+	// Layers are tar files (plain, gzip or zstd; "{arch}" in a path is
+	// replaced by each arch) added below the binary's layer, the first one
+	// lowest, e.g. the userland tools the binary execs. A path without
+	// "{arch}" is shared by every arch. Each file is used as it is: make it
+	// reproducible (sorted names, fixed mtimes, numeric owners) for
+	// reproducible digests.
+	Layers []string `yaml:"layers,omitempty" json:"layers,omitempty"`
 }
 
 const (
@@ -64,13 +72,18 @@ func resolveBinaries(src Source, arches []string) (v1.ImageIndex, error) {
 	if !strings.Contains(b.Path, archPlaceholder) && len(arches) > 1 {
 		return nil, fmt.Errorf("binaries path %q has no %s placeholder but %d arches are asked for", b.Path, archPlaceholder, len(arches))
 	}
-	// A missing binary is a missing platform; say which ones exist.
+	for i, l := range b.Layers {
+		if l == "" {
+			return nil, fmt.Errorf("binaries layers[%d] is empty", i)
+		}
+	}
+	// A missing binary or layer file is a missing platform; say which ones
+	// have all their files.
 	for _, arch := range arches {
-		_, err := os.Stat(strings.ReplaceAll(b.Path, archPlaceholder, arch))
-		if errors.Is(err, fs.ErrNotExist) {
+		if err := b.missing(arch); err != nil {
 			var have []string
 			for _, a := range Arches {
-				if _, err := os.Stat(strings.ReplaceAll(b.Path, archPlaceholder, a)); err == nil {
+				if b.missing(a) == nil {
 					have = append(have, "linux/"+a)
 				}
 			}
@@ -108,6 +121,22 @@ func resolveBinaries(src Source, arches []string) (v1.ImageIndex, error) {
 		out.entries = append(out.entries, entry{desc: v1.Descriptor{Platform: &p}, img: img})
 	}
 	return out, nil
+}
+
+// missing returns an error wrapping fs.ErrNotExist, naming the file and the
+// arch, when the binary or a layer file for arch does not exist.
+func (b *BinariesSource) missing(arch string) error {
+	file := strings.ReplaceAll(b.Path, archPlaceholder, arch)
+	if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for i, l := range b.Layers {
+		file := strings.ReplaceAll(l, archPlaceholder, arch)
+		if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("layers[%d] for linux/%s: %w", i, arch, err)
+		}
+	}
+	return nil
 }
 
 // defaultTarget is /usr/local/bin/<base name of file without an arch suffix>.
@@ -172,6 +201,23 @@ func binaryImage(b *BinariesSource, arch, file, target string, created time.Time
 	if err != nil {
 		return nil, err
 	}
+	for i, l := range b.Layers {
+		lfile := strings.ReplaceAll(l, archPlaceholder, arch)
+		layer, err := tarLayer(lfile)
+		if err != nil {
+			return nil, fmt.Errorf("layers[%d] for linux/%s: %w", i, arch, err)
+		}
+		img, err = mutate.Append(img, mutate.Addendum{
+			Layer: layer,
+			History: v1.History{
+				Created:   v1.Time{Time: created},
+				CreatedBy: "wutong-offline: ADD " + filepath.Base(lfile) + " /",
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 	return mutate.Append(img, mutate.Addendum{
 		Layer: &binaryLayer{file: file, target: target, mtime: created},
 		History: v1.History{
@@ -179,6 +225,48 @@ func binaryImage(b *BinariesSource, arch, file, target string, created time.Time
 			CreatedBy: "wutong-offline: COPY " + filepath.Base(file) + " " + target,
 		},
 	})
+}
+
+// tarLayer is a layer read from a tar file, streamed each time it is read.
+// A plain tar is gzip-compressed (deterministically, so digests are
+// reproducible); a gzip or zstd tar is used as it is.
+func tarLayer(file string) (v1.Layer, error) {
+	fi, err := os.Stat(file)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("layer %s is not a regular file", file)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	magic := make([]byte, 4)
+	_, err = io.ReadFull(f, magic)
+	f.Close()
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("read layer %s: %w", file, err)
+	}
+	mt := types.OCILayer
+	if bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}) {
+		mt = types.OCILayerZStd
+	}
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return os.Open(file) },
+		tarball.WithMediaType(mt), tarball.WithCompressionLevel(gzip.BestSpeed))
+	if err != nil {
+		return nil, fmt.Errorf("read layer %s: %w", file, err)
+	}
+	// Make sure it is a tar stream, not some other file given by mistake.
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return nil, fmt.Errorf("read layer %s: %w", file, err)
+	}
+	defer rc.Close()
+	if _, err := tar.NewReader(rc).Next(); err != nil && err != io.EOF {
+		return nil, fmt.Errorf("layer %s is not a tar file: %w", file, err)
+	}
+	return l, nil
 }
 
 // binaryLayer is a gzip-compressed layer holding one binary. It is

@@ -274,6 +274,9 @@ func (b *builder) imageSource(im *ImageSpec) images.Source {
 			Path: b.spec.local(im.Binaries.Path), Target: im.Binaries.Target,
 			Entrypoint: im.Binaries.Entrypoint, Env: im.Binaries.Env, Created: b.opts.Created,
 		}
+		for _, l := range im.Binaries.Layers {
+			src.Binaries.Layers = append(src.Binaries.Layers, b.spec.local(l))
+		}
 	}
 	return src
 }

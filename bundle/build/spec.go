@@ -88,6 +88,9 @@ type BinariesSpec struct {
 	Target     string   `yaml:"target"`
 	Entrypoint []string `yaml:"entrypoint"`
 	Env        []string `yaml:"env"`
+	// Layers are tar files ("{arch}" is replaced) added below the binary, the first one lowest, e.g. the iptables
+	// userland that kube-proxy or flanneld exec.
+	Layers []string `yaml:"layers"`
 }
 
 // PathSpec names a local file.
@@ -236,6 +239,19 @@ func (s *Spec) validate(data []byte) error {
 		}
 		if im.Binaries != nil && !strings.Contains(im.Binaries.Path, "{arch}") && len(s.archesOf(im)) > 1 {
 			return errAt(at+".binaries.path", "%q must contain {arch} to build for several arches", im.Binaries.Path)
+		}
+		if im.Binaries != nil {
+			seenLayer := map[string]bool{}
+			for j, l := range im.Binaries.Layers {
+				field := fmt.Sprintf("%s.binaries.layers[%d]", at, j)
+				if l == "" {
+					return errAt(field, "is empty")
+				}
+				if seenLayer[l] {
+					return errAt(field, "%q is listed twice", l)
+				}
+				seenLayer[l] = true
+			}
 		}
 		for j, a := range im.Arches {
 			if !seenArch[a] {

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -105,4 +106,62 @@ func contains(xs []string, x string) bool {
 		}
 	}
 	return false
+}
+
+const layersSpec = `apiVersion: wutong.io/v1alpha1
+kind: BundleSpec
+name: wutong
+version: 1.0.0
+arches: [amd64, loong64]
+images:
+  - name: ghcr.io/flannel-io/flannel:v0.28.10
+    binaries:
+      path: "{arch}/bin/flanneld"
+      layers: ["{arch}/layers/iptables.tar", /abs/common.tar]
+    arches: [amd64]
+`
+
+func TestParseSpecBinariesLayers(t *testing.T) {
+	for _, tc := range []struct {
+		name, from, to string
+		wantLayers     []string // resolved, relative to testdata/; empty when an error is wanted
+		wantErr        string
+	}{
+		{name: "relative and absolute", wantLayers: []string{"testdata/amd64/layers/iptables.tar", "/abs/common.tar"}},
+		{name: "none", from: `      layers: ["{arch}/layers/iptables.tar", /abs/common.tar]` + "\n", to: "", wantLayers: nil},
+		{name: "empty path", from: `layers: ["{arch}/layers/iptables.tar",`, to: `layers: ["",`,
+			wantErr: `bundle.yaml:10: images[0].binaries.layers[0]: is empty`},
+		{name: "listed twice", from: `/abs/common.tar]`, to: `"{arch}/layers/iptables.tar"]`,
+			wantErr: `images[0].binaries.layers[1]: "{arch}/layers/iptables.tar" is listed twice`},
+		{name: "not a list", from: `layers: ["{arch}/layers/iptables.tar", /abs/common.tar]`, to: `layers: {a: b}`, wantErr: "bundle.yaml"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := strings.Replace(layersSpec, tc.from, tc.to, 1)
+			if tc.from != "" && src == layersSpec {
+				t.Fatal("test case did not change the spec")
+			}
+			s, err := ParseSpec([]byte(src), "testdata/bundle.yaml")
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := &builder{spec: s}
+			got := b.imageSource(&s.Images[0]).Binaries.Layers
+			if len(got) != len(tc.wantLayers) {
+				t.Fatalf("layers %q, want %q", got, tc.wantLayers)
+			}
+			for i, w := range tc.wantLayers {
+				// "{arch}" stays for images.Resolve to replace; relative paths are resolved against bundle.yaml.
+				w = strings.Replace(w, "amd64", "{arch}", 1)
+				if !filepath.IsAbs(got[i]) || !strings.HasSuffix(got[i], w) {
+					t.Errorf("layers[%d] = %q, want an absolute path ending in %q", i, got[i], w)
+				}
+			}
+		})
+	}
 }
