@@ -34,6 +34,8 @@ type Lab struct {
 	User         string `json:"user"` // a sudo user that needs its password for sudo
 	UserPassword string `json:"userPassword"`
 	Hosts        []Host `json:"hosts"`
+
+	script string // the script that brought it up (scripts/lab/lab or scripts/vm/vm), which Main takes it down with
 }
 
 // Host is one lab host.
@@ -68,13 +70,18 @@ const lockDir = "/run/wutong-lab-locks"
 
 // Script is the path of scripts/lab/lab.
 func Script() (string, error) {
+	return repoPath("scripts", "lab", "lab")
+}
+
+// repoPath joins elem to the directory holding go.mod, found above the working directory.
+func repoPath(elem ...string) (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "scripts", "lab", "lab"), nil
+			return filepath.Join(append([]string{dir}, elem...)...), nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
@@ -115,43 +122,49 @@ func Up(t testing.TB, o Options) *Lab {
 	if why := Prerequisites(); why != "" {
 		skipOrFail(t, why)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if l, ok := labs[o.ID]; ok {
-		return l
-	}
 	script, err := Script()
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Another test process (a second go test, a CI run) may be using this lab: wait for it rather than tear its
-	// hosts down. The lock is held until Main takes the lab down.
-	if locks[o.ID] == nil { // a second flock from this process would wait for itself
-		if err := os.MkdirAll(lockDir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		lock, err := os.OpenFile(filepath.Join(lockDir, o.ID+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-			t.Fatalf("lock lab %s: %v", o.ID, err)
-		}
-		locks[o.ID] = lock
-	}
-	common := []string{"--lab", o.ID, "--subnet", strconv.Itoa(o.Subnet)}
-	// A lab left over from a killed run is dirty: start clean.
-	if out, err := exec.Command(script, append([]string{"down"}, common...)...).CombinedOutput(); err != nil {
-		t.Fatalf("lab down: %v\n%s", err, out)
-	}
-	args := append([]string{"up", strconv.Itoa(max(o.N, 1))}, common...)
+	args := []string{"up", strconv.Itoa(max(o.N, 1))}
 	for _, p := range o.Personas {
 		args = append(args, "--persona", p)
 	}
 	if o.Rate != "" {
 		args = append(args, "--rate", o.Rate)
 	}
-	if out, err := exec.Command(script, args...).CombinedOutput(); err != nil {
+	return bringUp(t, script, o.ID, o.Subnet, args)
+}
+
+// bringUp returns the lab with id, bringing it up fresh with `script up` on first use in this test binary.
+func bringUp(t testing.TB, script, id string, subnet int, up []string) *Lab {
+	t.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	if l, ok := labs[id]; ok {
+		return l
+	}
+	// Another test process (a second go test, a CI run) may be using this lab: wait for it rather than tear its
+	// hosts down. The lock is held until Main takes the lab down.
+	if locks[id] == nil { // a second flock from this process would wait for itself
+		if err := os.MkdirAll(lockDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		lock, err := os.OpenFile(filepath.Join(lockDir, id+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+			t.Fatalf("lock lab %s: %v", id, err)
+		}
+		locks[id] = lock
+	}
+	common := []string{"--lab", id, "--subnet", strconv.Itoa(subnet)}
+	// A lab left over from a killed run is dirty: start clean.
+	if out, err := exec.Command(script, append([]string{"down"}, common...)...).CombinedOutput(); err != nil {
+		t.Fatalf("lab down: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(script, append(up, common...)...).CombinedOutput(); err != nil {
 		_ = exec.Command(script, append([]string{"down"}, common...)...).Run()
 		t.Fatalf("lab up: %v\n%s", err, out)
 	}
@@ -159,7 +172,7 @@ func Up(t testing.TB, o Options) *Lab {
 	if err != nil {
 		t.Fatalf("lab list: %v", err)
 	}
-	l := &Lab{}
+	l := &Lab{script: script}
 	if err := json.Unmarshal(out, l); err != nil {
 		t.Fatalf("lab list: %v\n%s", err, out)
 	}
@@ -167,7 +180,7 @@ func Up(t testing.TB, o Options) *Lab {
 	slices.SortFunc(l.Hosts, func(a, b Host) int {
 		return cmp.Compare(hostIndex(a.Name), hostIndex(b.Name))
 	})
-	labs[o.ID] = l
+	labs[id] = l
 	return l
 }
 
@@ -182,8 +195,8 @@ func Main(m *testing.M) int {
 	if err != nil {
 		return code
 	}
-	for id := range labs {
-		if out, err := exec.Command(script, "down", "--lab", id).CombinedOutput(); err != nil {
+	for id, l := range labs {
+		if out, err := exec.Command(cmp.Or(l.script, script), "down", "--lab", id).CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "lab down %s: %v\n%s", id, err, out)
 			code = 1
 		}
@@ -222,8 +235,8 @@ func (l *Lab) SSH(t testing.TB, h Host, cmd string) string {
 	return strings.TrimSpace(stdout.String())
 }
 
-func hostIndex(name string) int {
-	n, _ := strconv.Atoi(strings.TrimPrefix(name, "lab"))
+func hostIndex(name string) int { // lab3, vm3 → 3
+	n, _ := strconv.Atoi(strings.TrimLeft(name, "abcdefghijklmnopqrstuvwxyz"))
 	return n
 }
 
