@@ -6,6 +6,8 @@ DATE     ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 ARCHES   := amd64 arm64 loong64
 FUZZTIME ?= 50000x
+K8S_ARCHES ?= amd64
+K8S_ARCH_FLAGS := $(foreach a,$(K8S_ARCHES),--arch $(a))
 
 export CGO_ENABLED = 0
 
@@ -18,6 +20,8 @@ help:
 	@echo "make build-all   dist/wtctl-linux-{amd64,arm64,loong64}, static"
 	@echo "make cross-test  unit tests for arm64 and loong64 under qemu-user-static"
 	@echo "make bench       benchmarks side by side with tar|zstd, sha256sum, skopeo and scp -> docs/benchmarks.md"
+	@echo "make e2e         from-source bundle installed on 2 qemu VMs, killed and resumed, checked, reset (root, ~1 h)"
+	@echo "make k8s-bundle  Kubernetes, etcd, coredns, containerd, crictl from source (K8S_ARCHES=\"amd64 loong64\")"
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/wtctl ./cmd/wtctl
@@ -62,6 +66,18 @@ bench-upload:
 
 demo: build-all build
 	scripts/demo.sh
+
+# The end-to-end test: builds the from-source bundle (cached), boots qemu VMs and installs, interrupts, resumes and
+# resets a cluster. The timing table is written to E2E_TIMING.
+E2E_TIMING ?= /tmp/wutong-e2e-timing.txt
+.PHONY: e2e k8s-bundle
+e2e:
+	scripts/vm/deps.sh
+	CGO_ENABLED=0 E2E_TIMING=$(E2E_TIMING) $(GO) test -tags e2e -count=1 -timeout 240m -v ./e2e/
+	@cat $(E2E_TIMING)
+
+k8s-bundle:   ## build Kubernetes, etcd, coredns, containerd, crictl from source; out: /var/cache/wutong-test/k8s-<ver>-r1
+	scripts/k8s/build.sh $(K8S_ARCH_FLAGS)
 
 clean:
 	rm -rf bin dist demo
