@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -15,10 +16,13 @@ import (
 
 // VMOptions for UpVMs.
 type VMOptions struct {
-	ID        string // lab id, 1-5 lower-case letters or digits; distinct per test package and from nspawn labs
-	Subnet    int    // K in 10.99.K.0/24; distinct per test package
-	N         int    // VMs; default 1
-	CPUs      int    // vCPUs per VM; default 2
+	ID     string // lab id, 1-5 lower-case letters or digits; distinct per test package and from nspawn labs
+	Subnet int    // K in 10.99.K.0/24; distinct per test package
+	N      int    // VMs; default 1
+	CPUs   int    // vCPUs per VM; default 2
+	// CPUList, when set, gives each VM its own vCPUs in order (the last repeats), overriding CPUs: on a small
+	// machine under emulation a worker with 1 vCPU leaves more to the control plane.
+	CPUList   []int
 	MemoryMiB int    // memory per VM; default 3072
 	Disk      string // root disk size, such as 40G; default the image's (20G)
 }
@@ -64,7 +68,13 @@ func UpVMs(t testing.TB, o VMOptions) *Lab {
 		t.Fatalf("vm image: %v\n%s", err, out)
 	}
 	args := []string{"up", strconv.Itoa(max(o.N, 1))}
-	if o.CPUs > 0 {
+	if len(o.CPUList) > 0 {
+		var cs []string
+		for _, c := range o.CPUList {
+			cs = append(cs, strconv.Itoa(c))
+		}
+		args = append(args, "--cpus", strings.Join(cs, ","))
+	} else if o.CPUs > 0 {
 		args = append(args, "--cpus", strconv.Itoa(o.CPUs))
 	}
 	if o.MemoryMiB > 0 {

@@ -58,7 +58,7 @@ func (r *Reset) cleanup() []struct{ desc, line string } {
 		{"remove the installed units, binaries, configuration and data",
 			"rm -rf " + strings.Join(dirs, " ") + " " + strings.Join(bins, " ") + " /etc/systemd/system/" + kubeletUnit + " " +
 				"/etc/systemd/system/kubelet.service.d /etc/systemd/system/" + containerd.Unit + " /etc/systemd/system/" + registryUnit +
-				" /etc/sysctl.d/99-wutong.conf /etc/modules-load.d/wutong.conf && systemctl daemon-reload"},
+				" " + crictlConfigPath + " /etc/sysctl.d/99-wutong.conf /etc/modules-load.d/wutong.conf && systemctl daemon-reload"},
 		{"remove the installer's block from /etc/hosts",
 			"sed -i '/^# BEGIN wutong-offline/,/^# END wutong-offline/d' /etc/hosts"},
 	}

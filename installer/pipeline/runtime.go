@@ -27,6 +27,12 @@ var runtimeBinaries = []binary{
 	{"crictl", "/usr/local/bin"}, {"runc", "/usr/local/sbin"},
 }
 
+// crictl's configuration: containerd's socket for both endpoints.
+const (
+	crictlConfigPath = "/etc/crictl.yaml"
+	crictlConfig     = "# Written by wtctl (wutong-offline).\nruntime-endpoint: " + criSocket + "\nimage-endpoint: " + criSocket + "\n"
+)
+
 // runtimeConfig is the node's containerd configuration and certs.d files, by path.
 func (in *Install) runtimeConfig() map[string][]byte {
 	sandbox := ""
@@ -81,6 +87,10 @@ func (in *Install) containerRuntime(ctx context.Context, n *engine.Node) error {
 			return err
 		}
 		changed = changed || c
+	}
+	// crictl (kubeadm uses it, and so do people on the node) talks to containerd without guessing endpoints.
+	if _, err := n.PutFile(ctx, crictlConfigPath, []byte(crictlConfig), 0o644); err != nil {
+		return err
 	}
 	uc, err := n.Unit(ctx, containerd.Unit, containerd.UnitFile())
 	if err != nil {

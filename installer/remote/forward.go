@@ -25,7 +25,7 @@ func (c *Client) DialContext(ctx context.Context, network, addr string) (net.Con
 		}
 		// A refused forward (nothing listens at addr) leaves the link healthy; a dead link is redialled once.
 		if _, _, perr := conn.SendRequest("keepalive@openssh.com", true, nil); perr == nil || attempt >= 1 {
-			return nil, &DialError{Host: c.cfg.Host, Address: addr, Via: c.cfg.addr(), Err: fmt.Errorf("forward through ssh: %w", err)}
+			return nil, &DialError{Host: c.cfg.Host, Address: addr, Err: fmt.Errorf("forwarded through the node's SSH connection: %w", err)}
 		}
 		c.drop(conn)
 	}
