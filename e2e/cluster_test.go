@@ -242,7 +242,7 @@ spec:
 	run(t, wtctl, "cluster", "reset", "-f", clusterYAML, "--yes", "--known-hosts", l.KnownHosts)
 	tReset := time.Since(t4)
 	for _, h := range l.Hosts {
-		left := l.SSH(t, h, `for p in kubelet containerd kube-apiserver etcd flanneld registry; do pgrep -x $p; done; `+
+		left := l.SSH(t, h, `for p in kubelet containerd containerd-shim kube-apiserver etcd flanneld wtctl; do pgrep -x $p; done; `+
 			`ls -d /etc/kubernetes /var/lib/kubelet /var/lib/etcd /var/lib/containerd /etc/cni /opt/cni /opt/wutong /var/lib/wutong /etc/wutong /usr/local/bin/kubelet 2>/dev/null; `+
 			`ip -o link show cni0 2>/dev/null; ip -o link show flannel.1 2>/dev/null; ss -Hltn 'sport = :6443 or sport = :10250 or sport = :5443 or sport = :2379'; `+
 			`grep -c wutong-offline /etc/hosts; true`)

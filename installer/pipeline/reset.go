@@ -49,7 +49,7 @@ func (r *Reset) cleanup() []struct{ desc, line string } {
 		{"reset Kubernetes on the node (kubeadm reset)",
 			"if command -v kubeadm >/dev/null; then kubeadm reset -f --cri-socket " + criSocket + "; fi"},
 		{"stop and disable kubelet, containerd and the registry",
-			"systemctl disable --now " + units + " 2>/dev/null; pkill -f containerd-shim-runc-v2; true"},
+			"systemctl disable --now " + units + " 2>/dev/null; pkill -x containerd-shim; true"},
 		{"unmount what kubelet and containerd left mounted",
 			"for m in $(awk '$2 ~ \"^/(var/lib/kubelet|run/containerd|var/lib/containerd)/\" {print $2}' /proc/mounts | sort -r); do umount -l \"$m\"; done; true"},
 		{"delete the pod network's interfaces", "ip link delete cni0 2>/dev/null; ip link delete flannel.1 2>/dev/null; true"},
