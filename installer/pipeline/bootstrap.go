@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -121,6 +122,11 @@ func (p accessPhase) Run(ctx context.Context, env *engine.Env) error {
 	n := env.Node(first.Name)
 	if n == nil {
 		return fmt.Errorf("the first control plane %s is not a target", first.Name)
+	}
+	if !slices.Contains(env.Nodes(), n) {
+		return engine.WithHint(fmt.Errorf("the first control plane %s failed earlier in this run: the cluster cannot be reached through it", first.Name),
+			"fix what failed on "+first.Name+" (see above), then run the install again",
+			"请先解决 "+first.Name+" 上的问题（见上文），再重新运行安装")
 	}
 	res, err := n.Query(ctx, remote.Cmd{Line: "cat " + adminConf, Sudo: true})
 	if err != nil {

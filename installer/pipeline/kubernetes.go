@@ -63,6 +63,14 @@ ExecStart=
 ExecStart=/usr/local/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
 `
 
+// kubePorts are the ports kubelet, and on a control plane the components it runs, hold on host h.
+func kubePorts(h cluster.Host) []int {
+	if h.HasRole(cluster.RoleControlPlane) {
+		return []int{10250, 6443, 2379, 2380, 10257, 10259}
+	}
+	return []int{10250}
+}
+
 // isNode matches the hosts that run kubelet: control planes and workers.
 func isNode(h cluster.Host) bool {
 	return h.HasRole(cluster.RoleControlPlane) || h.HasRole(cluster.RoleWorker)

@@ -186,13 +186,23 @@ func (in *Install) collectFacts(ctx context.Context, n *engine.Node) error {
 		return err
 	}
 	in.setFacts(n.Name(), nodeFacts{facts: f, skew: skew})
-	// A containerd this installer set up earlier is ours, not a foreign runtime.
-	if _, err := n.Query(ctx, remote.Cmd{Line: "grep -qs 'Written by wtctl' /etc/systemd/system/containerd.service"}); err == nil {
+	// A containerd or kubelet this installer set up earlier is ours, not a foreign runtime, and so are the ports
+	// that kubelet and the control plane it runs hold (a re-run after an interrupted kubeadm init finds them).
+	for _, rt := range []string{"containerd", "kubelet"} {
+		if _, err := n.Query(ctx, remote.Cmd{Line: "grep -qs 'Written by wtctl' /etc/systemd/system/" + rt + ".service"}); err != nil {
+			continue
+		}
 		in.mu.Lock()
 		if in.ours == nil {
 			in.ours = map[string][]string{}
 		}
-		in.ours[n.Name()] = []string{"containerd"}
+		in.ours[n.Name()] = append(in.ours[n.Name()], rt)
+		if rt == "kubelet" {
+			if in.owned == nil {
+				in.owned = map[string][]int{}
+			}
+			in.owned[n.Name()] = append(in.owned[n.Name()], kubePorts(n.Host())...)
+		}
 		in.mu.Unlock()
 	}
 	// A registry this installer started earlier holds its port: preflight must not call that taken.
@@ -202,7 +212,7 @@ func (in *Install) collectFacts(ctx context.Context, n *engine.Node) error {
 			if in.owned == nil {
 				in.owned = map[string][]int{}
 			}
-			in.owned[n.Name()] = []int{in.Cluster.Spec.Registry.Port}
+			in.owned[n.Name()] = append(in.owned[n.Name()], in.Cluster.Spec.Registry.Port)
 			in.mu.Unlock()
 		}
 	}
