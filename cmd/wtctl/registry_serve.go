@@ -28,7 +28,7 @@ func newRegistryServeCmd() *cobra.Command {
 		debug bool
 	)
 	c := &cobra.Command{
-		Use:   "serve --root DIR [--addr HOST:PORT] [--tls-cert F --tls-key F] [--htpasswd F] [--read-only]",
+		Use:   "serve --root DIR [--addr HOST:PORT] [--tls-cert F --tls-key F] [--htpasswd F [--anonymous-pull]] [--read-only]",
 		Short: "Run the embedded image registry in the foreground (for a systemd unit); SIGTERM stops it gracefully",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -54,6 +54,7 @@ func newRegistryServeCmd() *cobra.Command {
 	f.StringVar(&opts.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
 	f.StringVar(&opts.Htpasswd, "htpasswd", "", "require basic auth from the users of this bcrypt htpasswd file (see 'wtctl registry htpasswd')")
 	f.BoolVar(&opts.ReadOnly, "read-only", false, "refuse pushes and deletes")
+	f.BoolVar(&opts.AnonymousPull, "anonymous-pull", false, "with --htpasswd: serve pulls without credentials; pushes and deletes still need them")
 	f.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", registry.DefaultShutdownTimeout, "how long running requests may finish after SIGTERM")
 	f.BoolVar(&debug, "debug", false, "log routine request errors (404, 401) too")
 	return c

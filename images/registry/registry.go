@@ -51,6 +51,10 @@ type Options struct {
 	Htpasswd string
 	// ReadOnly refuses pushes and deletes (distribution's maintenance read-only mode); pulls still work.
 	ReadOnly bool
+	// AnonymousPull serves pulls (GET and HEAD without an Authorization header) with no credentials, from a
+	// read-only view of the same storage, while pushes and deletes still need Htpasswd. The cluster's nodes pull
+	// this way: they hold no registry password.
+	AnonymousPull bool
 	// Listener, when set, is served instead of listening on Addr (tests). Serve closes it.
 	Listener net.Listener
 	// ShutdownTimeout bounds the graceful stop after ctx is cancelled; DefaultShutdownTimeout (30s) when 0. Requests
@@ -176,8 +180,35 @@ func NewHandler(ctx context.Context, opts Options) (h http.Handler, close func()
 	if err != nil {
 		return nil, nil, err
 	}
+	var main http.Handler = app
+	closeAll := app.Shutdown
+	if opts.AnonymousPull && opts.Htpasswd != "" {
+		anon := *cfg
+		anon.Auth = nil
+		anon.Storage = configuration.Storage{}
+		for k, v := range cfg.Storage {
+			anon.Storage[k] = v
+		}
+		anon.Storage["maintenance"] = configuration.Parameters{
+			"uploadpurging": map[any]any{"enabled": false},
+			"readonly":      map[any]any{"enabled": true},
+		}
+		reader, err := newApp(ctx, &anon)
+		if err != nil {
+			_ = app.Shutdown()
+			return nil, nil, err
+		}
+		main = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.Header.Get("Authorization") == "" {
+				reader.ServeHTTP(w, r)
+				return
+			}
+			app.ServeHTTP(w, r)
+		})
+		closeAll = func() error { return errors.Join(app.Shutdown(), reader.Shutdown()) }
+	}
 	mux := http.NewServeMux()
-	mux.Handle("/", app)
+	mux.Handle("/", main)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := checkRoot(opts.Root); err != nil {
 			logctx.From(r.Context()).Warn("registry unhealthy", "err", err)
@@ -187,7 +218,7 @@ func NewHandler(ctx context.Context, opts Options) (h http.Handler, close func()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprint(w, "ok")
 	})
-	return mux, app.Shutdown, nil
+	return mux, closeAll, nil
 }
 
 // newApp is handlers.NewApp with its panics on a bad configuration turned into an error.

@@ -189,6 +189,43 @@ func TestHtpasswdAuth(t *testing.T) {
 	}
 }
 
+// TestAnonymousPull: with AnonymousPull, a pull needs no credentials while a push still does.
+func TestAnonymousPull(t *testing.T) {
+	p := newTestPKI(t)
+	ctx, _ := logContext(t, slog.LevelDebug)
+	const pass = "s3cret-Pa55"
+	host := startTLS(t, ctx, p, Options{Root: mkdirRoot(t), Htpasswd: writeTestHtpasswd(t, "wutong", pass), AnonymousPull: true})
+	idx := randomIndex(t)
+	if err := pushIndex(t, host+"/wutong/app:1.0", idx, remoteOpts(t, p, nil)...); !isStatus(err, http.StatusUnauthorized) {
+		t.Fatalf("anonymous push: %v, want a 401", err)
+	}
+	if err := pushIndex(t, host+"/wutong/app:1.0", idx, remoteOpts(t, p, &authn.Basic{Username: "wutong", Password: pass})...); err != nil {
+		t.Fatalf("push with credentials: %v", err)
+	}
+	got, err := remote.Index(mustRef(t, host+"/wutong/app:1.0"), remoteOpts(t, p, nil)...)
+	if err != nil {
+		t.Fatalf("anonymous pull: %v", err)
+	}
+	want, _ := idx.Digest()
+	if d, _ := got.Digest(); d != want {
+		t.Fatalf("anonymous pull got %s, want %s", d, want)
+	}
+	// A wrong password is still refused, rather than quietly served as anonymous.
+	if _, err := remote.Index(mustRef(t, host+"/wutong/app:1.0"), remoteOpts(t, p, &authn.Basic{Username: "wutong", Password: "nope"})...); !isStatus(err, http.StatusUnauthorized) {
+		t.Fatalf("pull with a wrong password: %v, want a 401", err)
+	}
+	// A delete without credentials is refused.
+	req, _ := http.NewRequest(http.MethodDelete, "https://"+host+"/v2/wutong/app/manifests/"+want.String(), nil)
+	resp, err := (&http.Client{Transport: p.transport()}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("anonymous delete: %d, want 401", resp.StatusCode)
+	}
+}
+
 func TestReadOnly(t *testing.T) {
 	p := newTestPKI(t)
 	ctx, _ := logContext(t, slog.LevelInfo)

@@ -135,7 +135,7 @@ After=network-online.target
 Wants=network-online.target
 
 [Service]
-ExecStart=` + preflight.AgentPath + ` registry serve --root ` + registryRoot + ` --addr :` + strconv.Itoa(port) + ` --tls-cert ` + registryCert + ` --tls-key ` + registryKey + ` --htpasswd ` + registryAuth + `
+ExecStart=` + preflight.AgentPath + ` registry serve --root ` + registryRoot + ` --addr :` + strconv.Itoa(port) + ` --tls-cert ` + registryCert + ` --tls-key ` + registryKey + ` --htpasswd ` + registryAuth + ` --anonymous-pull
 Restart=always
 RestartSec=2
 LimitNOFILE=65536
