@@ -255,8 +255,16 @@ func TestLabInstall(t *testing.T) {
 	if im, err := idx.IndexManifest(); err != nil || len(im.Manifests) != 2 {
 		t.Fatalf("pause index from the registry: %v %v", im, err)
 	}
-	if _, err := ggcrremote.Index(ref, ggcrremote.WithTransport(tr)); err == nil {
-		t.Fatal("the registry served an anonymous client")
+	// Nodes pull without credentials; writing needs them.
+	if _, err := ggcrremote.Index(ref, ggcrremote.WithTransport(tr)); err != nil {
+		t.Fatalf("anonymous pull (as nodes do): %v", err)
+	}
+	anonTag, err := name.NewTag(hosts[0].IP + ":5443/registry.k8s.io/pause:anonymous")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ggcrremote.Tag(anonTag, idx, ggcrremote.WithTransport(tr)); err == nil {
+		t.Fatal("the registry took an anonymous push")
 	}
 
 	// A damaged payload file is found and sent again; nothing else changes.
