@@ -89,19 +89,7 @@ func newClusterStatusCmd() *cobra.Command {
 
 func printStatus(w io.Writer, st *kube.Status) {
 	fmt.Fprintf(w, "Kubernetes %s\n", st.Version)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tSTATUS\tROLES\tVERSION\tINTERNAL-IP\tOS\tARCH\tRUNTIME")
-	for _, n := range st.Nodes {
-		s := "Ready"
-		if !n.Ready {
-			s = "NotReady"
-		}
-		if n.Unschedulable {
-			s += ",SchedulingDisabled"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, s, strings.Join(n.Roles, ","), n.KubeletVersion, n.InternalIP, n.OS, n.Arch, n.Runtime)
-	}
-	tw.Flush()
+	printNodes(w, st.Nodes)
 	for _, n := range st.Nodes {
 		if !n.Ready {
 			fmt.Fprintf(w, "%s is not Ready: %s\n", n.Name, n.Reason)
@@ -287,4 +275,25 @@ func runPhases(c *cobra.Command, cl *cluster.Cluster, targets []engine.Target, d
 		fmt.Fprint(c.OutOrStdout(), sum.Plan.String())
 	}
 	return err
+}
+
+// printNodes prints the node table of install's summary and of status.
+func printNodes(w io.Writer, nodes []kube.NodeStatus) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSTATUS\tROLES\tVERSION\tINTERNAL-IP\tOS\tARCH\tRUNTIME")
+	for _, n := range nodes {
+		s := "Ready"
+		if !n.Ready {
+			s = "NotReady"
+		}
+		if n.Unschedulable {
+			s += ",SchedulingDisabled"
+		}
+		roles := strings.Join(n.Roles, ",")
+		if roles == "" {
+			roles = "<none>"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, s, roles, n.KubeletVersion, n.InternalIP, n.OS, n.Arch, n.Runtime)
+	}
+	tw.Flush()
 }

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -169,20 +168,7 @@ func runInstall(c *cobra.Command, f *installFlags, cl *cluster.Cluster, only []s
 func printInstallSummary(w io.Writer, s *pipeline.Summary) {
 	zh := i18n.FromEnv() == i18n.ZH
 	fmt.Fprintf(w, "\nKubernetes %s\n", s.Version)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tSTATUS\tROLES\tVERSION\tINTERNAL-IP\tOS\tARCH")
-	for _, n := range s.Nodes {
-		st := "Ready"
-		if !n.Ready {
-			st = "NotReady"
-		}
-		roles := strings.Join(n.Roles, ",")
-		if roles == "" {
-			roles = "<none>"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, st, roles, n.KubeletVersion, n.InternalIP, n.OS, n.Arch)
-	}
-	tw.Flush()
+	printNodes(w, s.Nodes)
 	if s.Kubeconfig != "" {
 		if zh {
 			fmt.Fprintf(w, "\nkubeconfig（0600）：%s\n下一步：\n  export KUBECONFIG=%s\n  kubectl get pods -A\n  wtctl cluster status -f cluster.yaml\n", s.Kubeconfig, s.Kubeconfig)

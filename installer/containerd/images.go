@@ -27,12 +27,9 @@ const Namespace = "k8s.io"
 // Images keep their upstream names (the layout's ref.name annotations). It streams the layout: memory stays small
 // whatever the images weigh. Importing an image that is already there changes nothing.
 func Import(ctx context.Context, address, dir, ns, arch string) ([]string, error) {
-	if address == "" {
-		address = Socket
-	}
-	c, err := client.New(address)
+	c, err := connect(address)
 	if err != nil {
-		return nil, fmt.Errorf("connect to containerd at %s: %w", address, err)
+		return nil, err
 	}
 	defer c.Close()
 	ctx = namespaces.WithNamespace(ctx, ns)
@@ -57,12 +54,9 @@ func Import(ctx context.Context, address, dir, ns, arch string) ([]string, error
 
 // List returns the image names in containerd's namespace ns.
 func List(ctx context.Context, address, ns string) ([]string, error) {
-	if address == "" {
-		address = Socket
-	}
-	c, err := client.New(address)
+	c, err := connect(address)
 	if err != nil {
-		return nil, fmt.Errorf("connect to containerd at %s: %w", address, err)
+		return nil, err
 	}
 	defer c.Close()
 	imgs, err := c.ImageService().List(namespaces.WithNamespace(ctx, ns))
@@ -128,12 +122,9 @@ func tarLayout(ctx context.Context, w io.Writer, dir string) error {
 // kubelet then finds those images already present and pulls nothing, even while the registry is down. An alias
 // that already points at the image is left as is. It returns the alias names.
 func Alias(ctx context.Context, address, ns, host string, names []string) ([]string, error) {
-	if address == "" {
-		address = Socket
-	}
-	c, err := client.New(address)
+	c, err := connect(address)
 	if err != nil {
-		return nil, fmt.Errorf("connect to containerd at %s: %w", address, err)
+		return nil, err
 	}
 	defer c.Close()
 	ctx = namespaces.WithNamespace(ctx, ns)
@@ -167,4 +158,16 @@ func Alias(ctx context.Context, address, ns, host string, names []string) ([]str
 		out = append(out, local)
 	}
 	return out, nil
+}
+
+// connect reaches containerd at address (Socket when empty).
+func connect(address string) (*client.Client, error) {
+	if address == "" {
+		address = Socket
+	}
+	c, err := client.New(address)
+	if err != nil {
+		return nil, fmt.Errorf("connect to containerd at %s: %w", address, err)
+	}
+	return c, nil
 }
