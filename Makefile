@@ -25,11 +25,14 @@ help:
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/wtctl ./cmd/wtctl
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/wutong ./cmd/wutong
 
 build-all:
 	@for a in $(ARCHES); do \
-		echo "build dist/wtctl-linux-$$a"; \
-		GOOS=linux GOARCH=$$a $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/wtctl-linux-$$a ./cmd/wtctl || exit 1; \
+		for c in wtctl wutong; do \
+			echo "build dist/$$c-linux-$$a"; \
+			GOOS=linux GOARCH=$$a $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/$$c-linux-$$a ./cmd/$$c || exit 1; \
+		done; \
 	done
 
 test: lint unit fuzz
@@ -47,6 +50,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSpec$$' -fuzztime $(FUZZTIME) ./bundle/build/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseOSRelease$$' -fuzztime $(FUZZTIME) ./installer/facts/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./installer/cluster/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./platform/app/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
