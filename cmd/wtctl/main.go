@@ -19,6 +19,7 @@ import (
 	"github.com/wutong-paas/wutong-offline/installer/cluster"
 	"github.com/wutong-paas/wutong-offline/installer/preflight"
 	"github.com/wutong-paas/wutong-offline/internal/i18n"
+	"github.com/wutong-paas/wutong-offline/platform/api"
 )
 
 // Exit codes. Scripts may rely on them; see README.md.
@@ -77,6 +78,7 @@ func exitCode(err error) int {
 		ae *push.AuthError
 		ve *cluster.ValidationError
 		fe *preflight.FailedError
+		pr *api.Problem
 	)
 	switch {
 	case errors.As(err, &ue), errors.As(err, &ve):
@@ -90,6 +92,8 @@ func exitCode(err error) int {
 	case errors.As(err, &de), errors.Is(err, syscall.ENOSPC):
 		return exitDiskFull
 	case errors.As(err, &ae):
+		return exitAuth
+	case errors.As(err, &pr) && (pr.Status == 401 || pr.Status == 403):
 		return exitAuth
 	}
 	return exitError
@@ -107,7 +111,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{fmt.Errorf("%w\nSee '%s --help'", err, c.CommandPath())}
 	})
-	root.AddCommand(newVersionCmd(), newBundleCmd(), newRegistryCmd(), newClusterCmd(), newNodeCmd())
+	root.AddCommand(newVersionCmd(), newBundleCmd(), newRegistryCmd(), newClusterCmd(), newNodeCmd(), newAppCmd())
 	return root
 }
 

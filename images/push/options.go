@@ -122,6 +122,21 @@ func (o Options) remoteOptions(rt http.RoundTripper) []remote.Option {
 	}
 }
 
+// Remote returns go-containerregistry options that reach Target the way a push does: with the credentials and the
+// CA, and over HTTPS unless InsecureHTTP is set (plain-HTTP requests are rewritten to HTTPS). Code that reads pushed
+// images back, such as an export, uses them.
+func (o Options) Remote() ([]remote.Option, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	base, err := o.baseTransport()
+	if err != nil {
+		return nil, err
+	}
+	return o.remoteOptions(&countingTransport{inner: base, https: !o.InsecureHTTP}), nil
+}
+
 // baseTransport is the HTTP transport trusting the system roots plus CACert.
 func (o Options) baseTransport() (*http.Transport, error) {
 	t := remote.DefaultTransport.(*http.Transport).Clone()

@@ -1,0 +1,159 @@
+// Command wutong is the 梧桐PaaS platform server. `wutong serve` runs the API; the work lives in platform/server.
+// Secrets (the registry and admin passwords) come from files or the environment, never from the command line,
+// where every user of the host could read them.
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wutong-paas/wutong-offline/bundle"
+	"github.com/wutong-paas/wutong-offline/internal/logctx"
+	"github.com/wutong-paas/wutong-offline/platform/server"
+)
+
+// Set with -ldflags "-X main.version=… -X main.commit=… -X main.date=…".
+var (
+	version = "dev"
+	commit  = "unknown"
+	date    = "unknown"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRootCmd(os.Stdout, os.Stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{Use: "wutong", Short: "The 梧桐PaaS platform server", SilenceUsage: true, SilenceErrors: true}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(newServeCmd(), &cobra.Command{
+		Use: "version", Short: "Print the version", Args: cobra.NoArgs,
+		Run: func(c *cobra.Command, _ []string) {
+			fmt.Fprintf(c.OutOrStdout(), "wutong %s (commit %s, built %s, %s, %s/%s)\n", version, commit, date, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		},
+	})
+	return root
+}
+
+// readSecret reads a secret from a file (first line) or, when file is empty, from the environment variable env.
+func readSecret(file, env string) (string, error) {
+	if file == "" {
+		return os.Getenv(env), nil
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("read secret: %w", err)
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	return strings.TrimRight(line, "\r"), nil
+}
+
+func newServeCmd() *cobra.Command {
+	var (
+		opts                       server.Options
+		listen, regPassFile        string
+		adminPassFile, exportKey   string
+		keyFiles                   []string
+		tlsCert, tlsKey, logFormat string
+		maxUpload                  int64
+	)
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the platform API (/api/v1, /healthz, /metrics)",
+		Example: `  WUTONG_REGISTRY_PASSWORD=… wutong serve --data-dir /var/lib/wutong --registry 10.99.0.10:5000 \
+    --registry-user wutong --registry-ca /etc/wutong/pki/ca.crt --trusted-keys /etc/wutong/trusted-keys`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			var h slog.Handler = slog.NewTextHandler(c.ErrOrStderr(), nil)
+			if logFormat == "json" {
+				h = slog.NewJSONHandler(c.ErrOrStderr(), nil)
+			}
+			log := slog.New(h)
+			ctx := logctx.With(c.Context(), log)
+			if opts.Registry.Target == "" {
+				return errors.New("--registry HOST:PORT is required: imported images are pushed there")
+			}
+			var err error
+			if opts.Registry.Password, err = readSecret(regPassFile, "WUTONG_REGISTRY_PASSWORD"); err != nil {
+				return err
+			}
+			if opts.AdminPassword, err = readSecret(adminPassFile, "WUTONG_ADMIN_PASSWORD"); err != nil {
+				return err
+			}
+			for _, f := range keyFiles {
+				k, err := bundle.LoadPublicKey(f)
+				if err != nil {
+					return err
+				}
+				opts.TrustedKeys = append(opts.TrustedKeys, k)
+			}
+			if exportKey != "" {
+				k, err := bundle.LoadPrivateKey(exportKey)
+				if err != nil {
+					return err
+				}
+				opts.ExportKey = ed25519.PrivateKey(k)
+			}
+			opts.MaxUploadBytes = maxUpload << 20
+			opts.SecureCookie = tlsCert != ""
+			srv, err := server.New(ctx, opts)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("listen: %w", err)
+			}
+			if tlsCert != "" {
+				cert, err := tls.LoadX509KeyPair(tlsCert, tlsKey)
+				if err != nil {
+					return fmt.Errorf("load TLS certificate: %w", err)
+				}
+				ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+			}
+			log.Info("serving", "address", ln.Addr().String(), "tls", tlsCert != "", "version", version, "registry", opts.Registry.Target)
+			return srv.Serve(ctx, ln)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&opts.DataDir, "data-dir", "/var/lib/wutong", "database, import staging and the generated admin password")
+	f.StringVar(&listen, "listen", ":8080", "address to listen on")
+	f.StringVar(&opts.StoreDSN, "store", "", "store: empty for SQLite in the data dir, sqlite:PATH, or postgres://USER@HOST/DB (password via PGPASSWORD)")
+	f.StringVar(&opts.Registry.Target, "registry", "", "cluster registry HOST:PORT that imported images are pushed to")
+	f.StringVar(&opts.Registry.Username, "registry-user", "", "registry user (password from --registry-password-file or $WUTONG_REGISTRY_PASSWORD)")
+	f.StringVar(&regPassFile, "registry-password-file", "", "file holding the registry password")
+	f.StringVar(&opts.Registry.CACert, "registry-ca", "", "PEM CA certificate of the registry")
+	f.BoolVar(&opts.Registry.InsecureHTTP, "registry-insecure-http", false, "talk plain HTTP to the registry (tests only)")
+	f.StringVar(&opts.TrustDir, "trusted-keys", bundle.DefaultTrustDir, "directory of trusted package signer public keys")
+	f.StringSliceVar(&keyFiles, "key", nil, "trusted package signer public key file (repeatable; replaces --trusted-keys)")
+	f.BoolVar(&opts.InsecureSkipVerify, "insecure-skip-verify", false, "accept unsigned packages and unknown signers (integrity is still checked)")
+	f.Int64Var(&maxUpload, "max-upload", 64<<10, "largest package accepted, in MiB")
+	f.StringVar(&opts.AdminUser, "admin-user", "admin", "name of the first admin, made when the store has no users")
+	f.StringVar(&adminPassFile, "admin-password-file", "", "file holding the first admin's password (else $WUTONG_ADMIN_PASSWORD, else generated into DATA-DIR/admin-password)")
+	f.StringVar(&exportKey, "export-sign-key", "", "private key that signs exported packages")
+	f.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate")
+	f.StringVar(&tlsKey, "tls-key", "", "the TLS certificate's key")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	return c
+}
