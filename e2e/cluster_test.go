@@ -88,18 +88,14 @@ func TestClusterInstall(t *testing.T) {
 	t0 := time.Now()
 
 	// 1. The from-source bundle (Kubernetes, etcd, CoreDNS, containerd, crictl, flannel, CNI plugins, local-path;
-	// cached under /var/cache/wutong-test).
+	// cached under /var/cache/wutong-test), plus the platform image.
 	run(t, "scripts/k8s/build.sh", "--version", k8sVersion, "--arch", "amd64")
 	out := "/var/cache/wutong-test/k8s-" + k8sVersion + "-r1"
 	wtctl := filepath.Join(tmp, "wtctl")
 	run(t, "go", "build", "-o", wtctl, "./cmd/wtctl")
 	agents := labtest.BuildAgent(t)
 	run(t, wtctl, "bundle", "keygen", "--private", filepath.Join(tmp, "release.key"), "--public", filepath.Join(tmp, "release.pub"))
-	run(t, wtctl, "bundle", "build", "-f", filepath.Join(out, "bundle.yaml"), "-o", tmp, "--sign-key", filepath.Join(tmp, "release.key"))
-	archives, _ := filepath.Glob(filepath.Join(tmp, "kubernetes-*.tar.zst"))
-	if len(archives) != 1 {
-		t.Fatalf("bundle archives: %v", archives)
-	}
+	archive := buildBundle(t, out, tmp, filepath.Join(tmp, "release.key"))
 	tBundle := time.Since(t0)
 
 	// 2. One control plane (with the registry) and one worker.
@@ -119,7 +115,7 @@ spec:
   hosts:
     - {name: cp1, address: %s, roles: [control-plane, registry]}
     - {name: w1, address: %s, roles: [worker]}
-`, l.Key, archives[0], cp.IP, w.IP)
+`, l.Key, archive, cp.IP, w.IP)
 	clusterYAML := filepath.Join(tmp, "cluster.yaml")
 	if err := os.WriteFile(clusterYAML, []byte(spec), 0o600); err != nil {
 		t.Fatal(err)
@@ -230,6 +226,9 @@ spec:
 	if sc := l.SSH(t, cp, kubectl+"get storageclass local-path -o jsonpath='{.metadata.annotations.storageclass\\.kubernetes\\.io/is-default-class}'"); sc != "true" {
 		t.Errorf("local-path default class annotation = %q", sc)
 	}
+
+	// The platform answers, and takes in a package through its API.
+	checkPlatform(t, l, cp, log2.String(), workdir, filepath.Join(tmp, "release.key"))
 
 	// A third run changes nothing.
 	third := install(ctx)

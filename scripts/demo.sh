@@ -36,6 +36,12 @@ images:
     binaries:
       path: ../dist/wtctl-linux-{arch}
       target: /usr/local/bin/wtctl
+  # The platform server; the install's last phase deploys it into wutong-system.
+  - name: ghcr.io/wutong-paas/wutong:${VERSION:-dev}
+    binaries:
+      path: ../dist/wutong-linux-{arch}
+      target: /usr/local/bin/wutong
+      entrypoint: [/usr/local/bin/wutong]
 manifests:
   - path: ../scripts/demo/namespace.yaml
 YAML

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"os"
@@ -98,6 +99,30 @@ stops cleanly; run it again to resume.`,
 	return c
 }
 
+// signerKey is the trusted key that signed the bundle: the platform trusts the same release key for app packages.
+// None when the bundle was accepted without a trusted signature.
+func signerKey(r *bundle.Reader, t *trustFlags) []ed25519.PublicKey {
+	if !r.Trusted {
+		return nil
+	}
+	opts, err := t.options()
+	if err != nil {
+		return nil
+	}
+	keys := opts.Keys
+	if len(keys) == 0 {
+		if keys, err = bundle.LoadTrustDir(bundle.DefaultTrustDir); err != nil {
+			return nil
+		}
+	}
+	for _, k := range keys {
+		if bundle.Fingerprint(k) == r.SignerKeyID {
+			return []ed25519.PublicKey{k}
+		}
+	}
+	return nil
+}
+
 // runInstall runs the install pipeline, on only those hosts when only is set (add-node), and prints the summary.
 func runInstall(c *cobra.Command, f *installFlags, cl *cluster.Cluster, only []string) error {
 	bundlePath := f.bundlePath
@@ -128,6 +153,7 @@ func runInstall(c *cobra.Command, f *installFlags, cl *cluster.Cluster, only []s
 	defer pipeline.Close(targets)
 	in := &pipeline.Install{Cluster: cl, BundleDir: res.Dir, Manifest: r.Manifest, Workdir: cl.WorkdirPath(),
 		Forward: pipeline.ForwardThrough(targets), Only: only, IgnorePreflightErrors: f.ignorePreflight,
+		PlatformKeys: signerKey(r, &f.t),
 		Agent: func(arch string) (string, error) {
 			if f.agentDir != "" {
 				return preflight.LocalAgent(arch, f.agentDir)
@@ -169,6 +195,13 @@ func printInstallSummary(w io.Writer, s *pipeline.Summary) {
 	zh := i18n.FromEnv() == i18n.ZH
 	fmt.Fprintf(w, "\nKubernetes %s\n", s.Version)
 	printNodes(w, s.Nodes)
+	if s.PlatformURL != "" {
+		if zh {
+			fmt.Fprintf(w, "\n梧桐平台：%s\n管理员 admin 的密码：\n  %s\n", s.PlatformURL, s.PasswordCommand)
+		} else {
+			fmt.Fprintf(w, "\nWutong platform: %s\nThe password of user admin:\n  %s\n", s.PlatformURL, s.PasswordCommand)
+		}
+	}
 	if s.Kubeconfig != "" {
 		if zh {
 			fmt.Fprintf(w, "\nkubeconfig（0600）：%s\n下一步：\n  export KUBECONFIG=%s\n  kubectl get pods -A\n  wtctl cluster status -f cluster.yaml\n", s.Kubeconfig, s.Kubeconfig)

@@ -193,7 +193,17 @@ type Registry struct {
 type Platform struct {
 	// Enabled installs the platform. Default: true; false installs Kubernetes and the registry only.
 	Enabled *bool `yaml:"enabled,omitempty"`
+	// NodePort is the port on every node where the platform's API and console answer. Default: 30080.
+	NodePort int `yaml:"nodePort,omitempty"`
+	// StorageSize is the size of the platform's data volume. Default: 10Gi.
+	StorageSize string `yaml:"storageSize,omitempty"`
 }
+
+// Platform defaults.
+const (
+	DefaultPlatformNodePort    = 30080
+	DefaultPlatformStorageSize = "10Gi"
+)
 
 // IsEnabled reports whether the platform is installed.
 func (p Platform) IsEnabled() bool { return p.Enabled == nil || *p.Enabled }

@@ -88,6 +88,12 @@ func (c *Cluster) Default() {
 		enabled := true
 		s.Platform.Enabled = &enabled
 	}
+	if s.Platform.NodePort == 0 {
+		s.Platform.NodePort = DefaultPlatformNodePort
+	}
+	if s.Platform.StorageSize == "" {
+		s.Platform.StorageSize = DefaultPlatformStorageSize
+	}
 	if s.Workdir == "" && validLabel(c.Metadata.Name) {
 		s.Workdir = path.Join(defaultWorkdirParent, c.Metadata.Name)
 	}

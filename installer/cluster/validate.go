@@ -39,6 +39,7 @@ func (k *checker) validate(c *Cluster) {
 	k.hosts(c)
 	k.kubernetes(c)
 	k.registry(c)
+	k.platform(c)
 	switch c.Spec.Firewall {
 	case "open", "stop", "leave":
 	default:

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // reservedPorts are ports that Kubernetes takes on a node, so the registry cannot listen there.
@@ -100,6 +102,17 @@ func (k *checker) registry(c *Cluster) {
 	}
 	if strings.ContainsAny(r.Username, ": \t\r\n") {
 		k.errorf(p+".username", "%q is not a user name: leave out ':' and spaces", r.Username)
+	}
+}
+
+func (k *checker) platform(c *Cluster) {
+	pl := c.Spec.Platform
+	const p = "spec.platform"
+	if pl.NodePort < 30000 || pl.NodePort > 32767 {
+		k.errorf(p+".nodePort", "%d is outside Kubernetes' node port range: use 30000-32767 (default %d)", pl.NodePort, DefaultPlatformNodePort)
+	}
+	if q, err := resource.ParseQuantity(pl.StorageSize); err != nil || q.Sign() <= 0 {
+		k.errorf(p+".storageSize", "%q is not a size: use a Kubernetes quantity such as 10Gi (default %s)", pl.StorageSize, DefaultPlatformStorageSize)
 	}
 }
 

@@ -237,6 +237,10 @@ type Summary struct {
 	Nodes      []kube.NodeStatus `json:"nodes"`
 	Version    string            `json:"version"`
 	Kubeconfig string            `json:"kubeconfig"`
+	// PlatformURL is where the platform answers, and PasswordCommand prints its admin password; empty when the
+	// platform was not installed.
+	PlatformURL     string `json:"platformURL,omitempty"`
+	PasswordCommand string `json:"passwordCommand,omitempty"`
 }
 
 // ClusterSummary reads the nodes and the server version through the install's API server client; nil when the
@@ -257,6 +261,9 @@ func (in *Install) ClusterSummary(ctx context.Context) (*Summary, error) {
 		return nil, err
 	}
 	s := &Summary{Nodes: nodes, Version: v}
+	if (platformPhase{in}).skip() == "" {
+		s.PlatformURL, s.PasswordCommand = in.PlatformURL(), PlatformPasswordHint()
+	}
 	if in.Workdir != "" {
 		s.Kubeconfig = filepath.Join(in.Workdir, KubeconfigFile)
 	}

@@ -5,6 +5,7 @@ package pipeline
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -46,6 +47,8 @@ type Install struct {
 	IgnorePreflightErrors []string
 	// ReadyTimeout bounds the wait for Ready nodes and system deployments. Default 20 minutes.
 	ReadyTimeout time.Duration
+	// PlatformKeys are the package signers the platform trusts: the key that signed the bundle, normally.
+	PlatformKeys []ed25519.PublicKey
 	// Only, when set, limits the per-host phases to these hosts (add-node); the first control plane is still used
 	// to reach the cluster.
 	Only []string
@@ -79,6 +82,7 @@ func (in *Install) Phases() []engine.Phase {
 		kubePhase{networkPhase{in}, in},
 		kubePhase{readyPhase{in}, in},
 		kubePhase{storagePhase{in}, in},
+		kubePhase{platformPhase{in}, in},
 	}
 }
 
