@@ -97,6 +97,9 @@ func (p *serverProc) kill() {
 // being uploaded and once while its images are being pushed, then starts it again on the same data: no half
 // version is visible, the import says it was interrupted, and importing the package again works.
 func TestImportKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and kills wutong serve subprocesses")
+	}
 	for _, dialect := range storetest.Dialects {
 		t.Run(dialect, func(t *testing.T) {
 			dsn := ""
