@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -40,7 +41,25 @@ const adminPassword = "kill-test-Admin-pw"
 type serverProc struct {
 	cmd *exec.Cmd
 	url string
-	log *strings.Builder
+	log *lockedLog
+}
+
+// lockedLog collects the server's stderr while the test reads it.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) add(line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.WriteString(line + "\n")
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func startServer(t *testing.T, dataDir, dsn, registry, keyFile string) *serverProc {
@@ -59,14 +78,14 @@ func startServer(t *testing.T, dataDir, dsn, registry, keyFile string) *serverPr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &serverProc{cmd: cmd, log: &strings.Builder{}}
+	p := &serverProc{cmd: cmd, log: &lockedLog{}}
 	t.Cleanup(func() { p.kill() })
 	addr := make(chan string, 1)
 	go func() {
 		re := regexp.MustCompile(`msg=serving address=(\S+)`)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			p.log.WriteString(sc.Text() + "\n")
+			p.log.add(sc.Text())
 			if m := re.FindStringSubmatch(sc.Text()); m != nil {
 				addr <- m[1]
 			}
@@ -285,4 +304,3 @@ func fileSize(t *testing.T, p string) int64 {
 	}
 	return fi.Size()
 }
-

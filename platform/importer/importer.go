@@ -102,13 +102,18 @@ type Staged struct {
 // failed with the reason and the staging directory removed.
 func (im *Importer) Receive(ctx context.Context, rec *store.Import, body io.Reader) (st *Staged, err error) {
 	dir := filepath.Join(im.opts.Dir, rec.ID)
+	var cr *countingReader
 	defer func() {
 		if err != nil {
+			// The archive reader reports a cut stream as damage; when the cut was the size limit, say so.
+			if cr.n >= cr.limit {
+				err = &TooLargeError{Limit: cr.limit, Size: cr.n}
+			}
 			os.RemoveAll(dir)
 			im.fail(ctx, rec, err)
 		}
 	}()
-	cr := &countingReader{r: body, limit: im.opts.MaxBytes, every: im.opts.ProgressEvery, report: func(n int64) {
+	cr = &countingReader{r: body, limit: im.opts.MaxBytes, every: im.opts.ProgressEvery, report: func(n int64) {
 		rec.Received = n
 		im.opts.Store.UpdateImport(context.WithoutCancel(ctx), rec)
 	}}
