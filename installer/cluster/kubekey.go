@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/goccy/go-yaml"
+
+	"github.com/wutong-paas/wutong-offline/internal/yamlnode"
 )
 
 // kkFile is the part of a KubeKey config-sample.yaml (kubekey.kubesphere.io/v1alpha2, kind Cluster) that FromKubeKey
@@ -204,7 +206,7 @@ func (k *kkConverter) convert() *Cluster {
 	k.kubernetes(c)
 	if len(s.Registry) > 0 {
 		var set []string
-		for _, key := range sortedKeys(s.Registry) {
+		for _, key := range yamlnode.SortedKeys(s.Registry) {
 			if v := s.Registry[key]; v != nil && v != "" && !isEmptyList(v) {
 				set = append(set, key)
 			}
@@ -256,7 +258,7 @@ func (k *kkConverter) roles() map[string][]Role {
 	}
 	out := map[string][]Role{}
 	etcd := map[string]bool{}
-	for _, group := range sortedKeys(s.RoleGroups) {
+	for _, group := range yamlnode.SortedKeys(s.RoleGroups) {
 		var role Role
 		switch group {
 		case "master", "control-plane":

@@ -12,6 +12,8 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+
+	"github.com/wutong-paas/wutong-offline/internal/yamlnode"
 )
 
 // maxFileSize bounds what Load reads: a cluster.yaml of a thousand hosts is far smaller.
@@ -181,22 +183,22 @@ func (d *decoder) parse(data []byte) ([]ast.Node, bool) {
 
 // header checks apiVersion and kind first: the rest of a document of another kind would only give noise.
 func (d *decoder) header(body ast.Node) bool {
-	m, ok := mappingOf(body)
+	m, ok := yamlnode.Mapping(body)
 	if !ok {
-		d.problems = append(d.problems, Problem{Line: line(body), Msg: fmt.Sprintf("expected a mapping with apiVersion: %s and kind: %s, found %s", APIVersion, Kind, describe(body))})
+		d.problems = append(d.problems, Problem{Line: line(body), Msg: fmt.Sprintf("expected a mapping with apiVersion: %s and kind: %s, found %s", APIVersion, Kind, yamlnode.Describe(body))})
 		return false
 	}
 	found := map[string]string{}
 	lines := map[string]int{}
 	near := map[string]string{} // apiVersion → "apiversion", when only a differently spelled key is there
 	for _, kv := range m {
-		k := keyText(kv.Key)
+		k := yamlnode.KeyText(kv.Key)
 		switch {
 		case k == "apiVersion" || k == "kind":
-			found[k], lines[k] = scalarText(kv.Value), line(kv.Key)
-		case normName(k) == "apiversion":
+			found[k], lines[k] = yamlnode.ScalarText(kv.Value), line(kv.Key)
+		case yamlnode.NormName(k) == "apiversion":
 			near["apiVersion"], lines["apiVersion"] = k, line(kv.Key)
-		case normName(k) == "kind":
+		case yamlnode.NormName(k) == "kind":
 			near["kind"], lines["kind"] = k, line(kv.Key)
 		}
 	}

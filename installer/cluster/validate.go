@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/wutong-paas/wutong-offline/images"
+	"github.com/wutong-paas/wutong-offline/internal/yamlnode"
 )
 
 // checker collects the problems and warnings of a decoded, defaulted cluster. Paths get their lines later.
@@ -163,8 +164,8 @@ func (k *checker) hosts(c *Cluster) {
 			k.errorf(p+".passphrase", "is set, but this host has no privateKey: set privateKey too, or remove the passphrase")
 		}
 		k.roles(p+".roles", h.Roles)
-		for _, key := range sortedKeys(h.Labels) {
-			at := keyPath(p+".labels", key)
+		for _, key := range yamlnode.SortedKeys(h.Labels) {
+			at := yamlnode.KeyPath(p+".labels", key)
 			if msg := checkLabel(key, h.Labels[key]); msg != "" {
 				k.errorf(at, "%s", msg)
 			}

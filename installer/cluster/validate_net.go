@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/wutong-paas/wutong-offline/internal/yamlnode"
 )
 
 // reservedPorts are ports that Kubernetes takes on a node, so the registry cannot listen there.
@@ -213,5 +215,5 @@ func closestOf(s string, words []string) string {
 	for _, w := range words {
 		m[w] = struct{}{}
 	}
-	return closest(s, m)
+	return yamlnode.Closest(s, m)
 }

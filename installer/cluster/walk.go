@@ -4,14 +4,13 @@ import (
 	"cmp"
 	"fmt"
 	"reflect"
-	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/token"
+
+	"github.com/wutong-paas/wutong-offline/internal/yamlnode"
 )
 
 var (
@@ -44,14 +43,14 @@ func (d *decoder) walkDepth(node ast.Node, t reflect.Type, path string, depth in
 	}
 	switch n := node.(type) {
 	case *ast.AnchorNode:
-		d.anchors[scalarText(n.Name)] = n.Value
+		d.anchors[yamlnode.ScalarText(n.Name)] = n.Value
 		if r := d.walkDepth(n.Value, t, path, depth+1); r != nil {
 			n.Value = r
 		}
 		return nil
 	case *ast.AliasNode:
 		// The target is shared: check it, but it cannot be patched for this one use.
-		if target, ok := d.anchors[scalarText(n.Value)]; ok {
+		if target, ok := d.anchors[yamlnode.ScalarText(n.Value)]; ok {
 			d.walkDepth(target, t, path, depth+1)
 		}
 		return nil
@@ -83,19 +82,19 @@ func (d *decoder) walkDepth(node ast.Node, t reflect.Type, path string, depth in
 	}
 	switch t.Kind() {
 	case reflect.Struct:
-		m, ok := mappingOf(node)
+		m, ok := yamlnode.Mapping(node)
 		if !ok {
 			return d.wrong(node, path, "expected a mapping (key: value lines)")
 		}
 		d.walkStruct(m, t, path, depth)
 	case reflect.Map:
-		m, ok := mappingOf(node)
+		m, ok := yamlnode.Mapping(node)
 		if !ok {
 			return d.wrong(node, path, "expected a mapping (key: value lines)")
 		}
 		for _, kv := range m {
-			k := keyText(kv.Key)
-			if r := d.walkDepth(kv.Value, t.Elem(), keyPath(path, k), depth+1); r != nil {
+			k := yamlnode.KeyText(kv.Key)
+			if r := d.walkDepth(kv.Value, t.Elem(), yamlnode.KeyPath(path, k), depth+1); r != nil {
 				kv.Value = r
 			}
 		}
@@ -116,7 +115,7 @@ func (d *decoder) walkDepth(node ast.Node, t reflect.Type, path string, depth in
 		switch n := node.(type) {
 		case *ast.StringNode, *ast.LiteralNode:
 		case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.InfinityNode, *ast.NanNode:
-			return asString(n)
+			return yamlnode.AsString(n)
 		default:
 			return d.wrong(node, path, "expected a string")
 		}
@@ -138,27 +137,27 @@ func (d *decoder) walkDepth(node ast.Node, t reflect.Type, path string, depth in
 
 // walkStruct checks the keys of a mapping against the yaml fields of struct type t.
 func (d *decoder) walkStruct(m []*ast.MappingValueNode, t reflect.Type, path string, depth int) {
-	fields := yamlFields(t)
+	fields := yamlnode.Fields(t)
 	for _, kv := range m {
 		if kv.Key != nil && kv.Key.Type() == ast.MergeKeyType {
 			d.walkDepth(kv.Value, t, path, depth+1)
 			continue
 		}
-		k := keyText(kv.Key)
-		p := joinPath(path, k)
+		k := yamlnode.KeyText(kv.Key)
+		p := yamlnode.JoinPath(path, k)
 		ft, ok := fields[k]
 		if !ok && d.lenient {
 			if !empty(kv.Value) {
-				d.unknown = append(d.unknown, keyPath(path, k))
+				d.unknown = append(d.unknown, yamlnode.KeyPath(path, k))
 			}
 			continue
 		}
 		if !ok {
-			p = keyPath(path, k)
+			p = yamlnode.KeyPath(path, k)
 			d.lines[p] = line(kv.Key)
 			d.bad[p] = true
-			if s := closest(k, fields); s != "" {
-				d.bad[joinPath(path, s)] = true // "address is missing" would only repeat "did you mean address?"
+			if s := yamlnode.Closest(k, fields); s != "" {
+				d.bad[yamlnode.JoinPath(path, s)] = true // "address is missing" would only repeat "did you mean address?"
 			}
 			d.problems = append(d.problems, Problem{Line: line(kv.Key), Path: p, Msg: unknownField(k, path, fields)})
 			continue
@@ -176,21 +175,21 @@ func (d *decoder) walkSecret(node ast.Node, path string, depth int) ast.Node {
 	case *ast.StringNode, *ast.LiteralNode:
 		return nil
 	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode:
-		return asString(n)
+		return yamlnode.AsString(n)
 	}
-	m, ok := mappingOf(node)
+	m, ok := yamlnode.Mapping(node)
 	if !ok {
 		return d.wrong(node, path, "expected a string or {env: NAME}")
 	}
 	env, other := false, false
 	for _, kv := range m {
-		k := keyText(kv.Key)
-		p := keyPath(path, k)
+		k := yamlnode.KeyText(kv.Key)
+		p := yamlnode.KeyPath(path, k)
 		d.lines[p] = line(kv.Key)
 		if k != "env" {
 			d.bad[path], other = true, true
 			hint := ""
-			if levenshtein(normName(k), "env") <= 2 {
+			if yamlnode.Distance(yamlnode.NormName(k), "env") <= 2 {
 				hint = ` did you mean "env"?`
 			}
 			d.problems = append(d.problems, Problem{Line: line(kv.Key), Path: p, Msg: fmt.Sprintf("unknown field %q;%s a secret is a string or {env: NAME}", k, hint)})
@@ -205,16 +204,16 @@ func (d *decoder) walkSecret(node ast.Node, path string, depth int) ast.Node {
 	case !env && !other:
 		return d.wrong(node, path, "expected a string or {env: NAME}")
 	case !env:
-		return ast.Null(nullToken(node))
+		return yamlnode.Null(node)
 	}
 	return nil
 }
 
 // walkAny only records lines, for documents read leniently (KubeKey's).
 func (d *decoder) walkAny(node ast.Node, path string, depth int) {
-	if m, ok := mappingOf(node); ok {
+	if m, ok := yamlnode.Mapping(node); ok {
 		for _, kv := range m {
-			p := keyPath(path, keyText(kv.Key))
+			p := yamlnode.KeyPath(path, yamlnode.KeyText(kv.Key))
 			d.lines[p] = line(kv.Key)
 			d.walkDepth(kv.Value, anyType, p, depth+1)
 		}
@@ -228,25 +227,8 @@ func (d *decoder) walkAny(node ast.Node, path string, depth int) {
 // wrong reports a value of the wrong type and returns the null that replaces it.
 func (d *decoder) wrong(node ast.Node, path, want string) ast.Node {
 	d.bad[path] = true
-	d.problems = append(d.problems, Problem{Line: line(node), Path: path, Msg: want + ", found " + describe(node)})
-	return ast.Null(nullToken(node))
-}
-
-// nullToken is a null token at the place of node.
-func nullToken(node ast.Node) *token.Token {
-	tk := token.Token{}
-	if t := node.GetToken(); t != nil {
-		tk = *t
-	}
-	tk.Type, tk.Value, tk.Origin = token.NullType, "null", "null"
-	return &tk
-}
-
-// asString is a scalar as the string it was written as.
-func asString(n ast.Node) ast.Node {
-	tk := *n.GetToken()
-	tk.Type = token.StringType
-	return ast.String(&tk)
+	d.problems = append(d.problems, Problem{Line: line(node), Path: path, Msg: want + ", found " + yamlnode.Describe(node)})
+	return yamlnode.Null(node)
 }
 
 // empty reports whether a node holds nothing: null, "", [] or {}.
@@ -264,168 +246,16 @@ func empty(n ast.Node) bool {
 	return n.Type() == ast.NullType
 }
 
-// mappingOf returns the entries of a mapping node (a one-entry mapping is a bare MappingValueNode).
-func mappingOf(n ast.Node) ([]*ast.MappingValueNode, bool) {
-	switch n := n.(type) {
-	case *ast.MappingNode:
-		return n.Values, true
-	case *ast.MappingValueNode:
-		return []*ast.MappingValueNode{n}, true
-	}
-	return nil, false
-}
-
-func keyText(k ast.MapKeyNode) string {
-	if k == nil {
-		return ""
-	}
-	return scalarText(k)
-}
-
-// scalarText is a scalar's value as written (quotes removed), or "" for anything else.
-func scalarText(n ast.Node) string {
-	switch n := n.(type) {
-	case *ast.StringNode:
-		return n.Value
-	case *ast.TagNode:
-		return scalarText(n.Value)
-	case ast.ScalarNode:
-		if tk := n.GetToken(); tk != nil {
-			return tk.Value
-		}
-	}
-	return ""
-}
-
-// describe names what a node is, for "expected X, found Y".
-func describe(n ast.Node) string {
-	switch n.Type() {
-	case ast.MappingType, ast.MappingValueType:
-		return "a mapping"
-	case ast.SequenceType:
-		return "a list"
-	case ast.NullType:
-		return "nothing"
-	}
-	s := scalarText(n)
-	if len(s) > 40 {
-		s = s[:40] + "..."
-	}
-	return strconv.Quote(s)
-}
-
-var plainKey = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
-
-// joinPath appends a struct field to a path.
-func joinPath(path, field string) string {
-	if path == "" {
-		return field
-	}
-	return path + "." + field
-}
-
-// keyPath appends a map key to a path, quoting keys that are not plain words, e.g. labels["kubernetes.io/os"].
-func keyPath(path, key string) string {
-	if plainKey.MatchString(key) {
-		return joinPath(path, key)
-	}
-	return path + "[" + strconv.Quote(key) + "]"
-}
-
-// yamlFields maps the yaml names of struct t (inline structs flattened) to their types.
-func yamlFields(t reflect.Type) map[string]reflect.Type {
-	fields := map[string]reflect.Type{}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if strings.Contains(","+opts+",", ",inline,") {
-			for k, v := range yamlFields(f.Type) {
-				fields[k] = v
-			}
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(f.Name)
-		}
-		if name != "-" {
-			fields[name] = f.Type
-		}
-	}
-	return fields
-}
-
 // unknownField explains an unknown field: a close name here, or where a field of that name belongs.
 func unknownField(k, parent string, fields map[string]reflect.Type) string {
 	msg := fmt.Sprintf("unknown field %q", k)
-	if s := closest(k, fields); s != "" {
+	if s := yamlnode.Closest(k, fields); s != "" {
 		return msg + fmt.Sprintf("; did you mean %q?", s)
 	}
 	if home, ok := fieldHomes()[k]; ok && home != parent {
 		return msg + "; it belongs in " + home
 	}
-	return msg + fmt.Sprintf("; the fields of %s are %s", cmp.Or(parent, "the top level"), strings.Join(sortedKeys(fields), ", "))
-}
-
-// closest is the field name k was probably meant to be, or "": the same name in another case or spelling
-// (privatekey, private_key), one within about one typo per five letters, or a field that k starts with
-// (privateKeyPath → privateKey).
-func closest[V any](k string, fields map[string]V) string {
-	nk := normName(k)
-	names := sortedKeys(fields)
-	best, bestDist := "", 2+len(nk)/5
-	for _, f := range names {
-		switch d := levenshtein(normName(f), nk); {
-		case d == 0:
-			return f
-		case d < bestDist:
-			best, bestDist = f, d
-		}
-	}
-	if best != "" {
-		return best
-	}
-	for _, f := range names {
-		if nf := normName(f); len(nf) >= 6 && strings.HasPrefix(nk, nf) {
-			return f
-		}
-	}
-	return ""
-}
-
-func normName(s string) string {
-	return strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(s))
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
+	return msg + fmt.Sprintf("; the fields of %s are %s", cmp.Or(parent, "the top level"), strings.Join(yamlnode.SortedKeys(fields), ", "))
 }
 
 // fieldHomes maps each field name of cluster.yaml to the shallowest place it is valid, e.g. podCIDR →
@@ -440,12 +270,12 @@ func fieldHomes() map[string]string {
 	for len(queue) > 0 {
 		l := queue[0]
 		queue = queue[1:]
-		fields := yamlFields(l.t)
-		for _, n := range sortedKeys(fields) {
+		fields := yamlnode.Fields(l.t)
+		for _, n := range yamlnode.SortedKeys(fields) {
 			if _, ok := homes[n]; !ok {
 				homes[n] = cmp.Or(l.path, "the top level")
 			}
-			t, path := fields[n], joinPath(l.path, n)
+			t, path := fields[n], yamlnode.JoinPath(l.path, n)
 			for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
 				t, path = t.Elem(), "each entry of "+path
 			}

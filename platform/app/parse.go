@@ -13,6 +13,8 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+
+	"github.com/wutong-paas/wutong-offline/internal/yamlnode"
 )
 
 const (
@@ -190,16 +192,16 @@ func (d *decoder) decode(data []byte, a *App) bool {
 
 // header checks apiVersion and kind first: the rest of a document of another kind would only give noise.
 func (d *decoder) header(body ast.Node) bool {
-	m, ok := mappingOf(body)
+	m, ok := yamlnode.Mapping(body)
 	if !ok {
-		d.problems = append(d.problems, problem{line: line(body), msg: "expected a mapping, found " + describe(body),
+		d.problems = append(d.problems, problem{line: line(body), msg: "expected a mapping, found " + yamlnode.Describe(body),
 			fix: "start with apiVersion: " + APIVersion + " and kind: " + Kind})
 		return false
 	}
 	found, lines := map[string]string{}, map[string]int{}
 	for _, kv := range m {
-		if k := keyText(kv.Key); k == "apiVersion" || k == "kind" {
-			found[k], lines[k] = scalarText(kv.Value), line(kv.Key)
+		if k := yamlnode.KeyText(kv.Key); k == "apiVersion" || k == "kind" {
+			found[k], lines[k] = yamlnode.ScalarText(kv.Value), line(kv.Key)
 		}
 	}
 	ok = true

@@ -11,6 +11,8 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 	"k8s.io/apimachinery/pkg/api/validate/content"
+
+	"github.com/wutong-paas/wutong-offline/internal/yamlnode"
 )
 
 var (
@@ -399,7 +401,7 @@ func unknownComponentFix(name string, components []string) string {
 	if len(components) > 100 {
 		return "check the names of the components" // too many to compare with each, or to list
 	}
-	if s := closest(name, set); s != "" {
+	if s := yamlnode.Closest(name, set); s != "" {
 		return fmt.Sprintf("did you mean %q?", s)
 	}
 	return "the components are " + strings.Join(components, ", ")

@@ -11,6 +11,8 @@ import (
 	"github.com/distribution/reference"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/api/validate/content"
+
+	"github.com/wutong-paas/wutong-offline/internal/yamlnode"
 )
 
 var (
@@ -69,9 +71,9 @@ func checkComponent(l *lister, a *App, i int, vi volumeIndex) {
 	checkProbe(l, p+".probes.liveness", c.Probes.Liveness, ports)
 	checkProbe(l, p+".probes.readiness", c.Probes.Readiness, ports)
 	checkDependsOn(l, a, p, c)
-	for _, k := range sortedKeys(c.NodeSelector) {
+	for _, k := range yamlnode.SortedKeys(c.NodeSelector) {
 		v := c.NodeSelector[k]
-		kp := keyPath(p+".nodeSelector", k)
+		kp := yamlnode.KeyPath(p+".nodeSelector", k)
 		if errs := content.IsLabelKey(k); len(errs) > 0 {
 			l.addf(kp, "use a node label key such as kubernetes.io/hostname", "%q is not a valid label key: %s", k, errs[0])
 		}
