@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,7 +26,7 @@ func newAppCmd() *cobra.Command {
 		Short: "Offline app packages and the platform's app market: package, login, import, list, versions, export",
 	}
 	c.AddCommand(newAppPackageCmd(), newAppLoginCmd(), newAppLogoutCmd(), newAppImportCmd(), newAppListCmd(),
-		newAppVersionsCmd(), newAppExportCmd())
+		newAppVersionsCmd(), newAppImportsCmd(), newAppExportCmd())
 	return c
 }
 
@@ -246,48 +247,15 @@ func newAppImportCmd() *cobra.Command {
 	return c
 }
 
-func newAppListCmd() *cobra.Command {
+// appQuery is a read-only `wtctl app` command: it asks the server as `wtctl app login` left the user, and prints the
+// answer as text or JSON.
+func appQuery[T any](use, short string, args cobra.PositionalArgs, ask func(ctx context.Context, cl *client.Client, args []string) (T, error),
+	text func(w io.Writer, p printer, v T)) *cobra.Command {
 	var out outputFlag
 	c := &cobra.Command{
-		Use:   "list",
-		Short: "List the apps of the market that you can see",
-		Args:  exactArgs(0, "no arguments"),
-		RunE: func(c *cobra.Command, _ []string) error {
-			if err := out.check(); err != nil {
-				return err
-			}
-			cl, cfg, err := appClient()
-			if err != nil {
-				return err
-			}
-			apps, err := cl.Apps(c.Context())
-			if err != nil {
-				return loginHint(err, cfg)
-			}
-			return out.print(c.OutOrStdout(), apps, func(p printer) {
-				if len(apps) == 0 {
-					p("No apps yet: import a package with 'wtctl app import FILE'.\n")
-					return
-				}
-				tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "APP\tNAME\tTEAM\tLATEST\tUPDATED")
-				for _, a := range apps {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Key, a.Name, a.Team, a.LatestVersion, a.UpdatedAt.Local().Format(time.DateTime))
-				}
-				tw.Flush()
-			})
-		},
-	}
-	out.register(c)
-	return c
-}
-
-func newAppVersionsCmd() *cobra.Command {
-	var out outputFlag
-	c := &cobra.Command{
-		Use:   "versions APP",
-		Short: "List an app's imported versions with their images",
-		Args:  exactArgs(1, "the app key"),
+		Use:   use,
+		Short: short,
+		Args:  args,
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := out.check(); err != nil {
 				return err
@@ -296,23 +264,66 @@ func newAppVersionsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			vs, err := cl.Versions(c.Context(), args[0])
+			v, err := ask(c.Context(), cl, args)
 			if err != nil {
 				return loginHint(err, cfg)
 			}
-			return out.print(c.OutOrStdout(), vs, func(p printer) {
-				for _, v := range vs {
-					p("%s %s  %s  imported %s by %s  signer %s\n", v.App, v.Version, progress.Bytes(v.Size),
-						v.CreatedAt.Local().Format(time.DateTime), v.CreatedBy, orDash(v.Signer))
-					for _, im := range v.Images {
-						p("  %s\n    → %s\n      %s\n", im.Name, im.Target, im.Digest)
-					}
-				}
-			})
+			return out.print(c.OutOrStdout(), v, func(p printer) { text(c.OutOrStdout(), p, v) })
 		},
 	}
 	out.register(c)
 	return c
+}
+
+func newAppListCmd() *cobra.Command {
+	return appQuery("list", "List the apps of the market that you can see", exactArgs(0, "no arguments"),
+		func(ctx context.Context, cl *client.Client, _ []string) ([]api.App, error) { return cl.Apps(ctx) },
+		func(w io.Writer, p printer, apps []api.App) {
+			if len(apps) == 0 {
+				p("No apps yet: import a package with 'wtctl app import FILE'.\n")
+				return
+			}
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "APP\tNAME\tTEAM\tLATEST\tUPDATED")
+			for _, a := range apps {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Key, a.Name, a.Team, a.LatestVersion, a.UpdatedAt.Local().Format(time.DateTime))
+			}
+			tw.Flush()
+		})
+}
+
+func newAppVersionsCmd() *cobra.Command {
+	return appQuery("versions APP", "List an app's imported versions with their images", exactArgs(1, "the app key"),
+		func(ctx context.Context, cl *client.Client, args []string) ([]api.Version, error) {
+			return cl.Versions(ctx, args[0])
+		},
+		func(_ io.Writer, p printer, vs []api.Version) {
+			for _, v := range vs {
+				p("%s %s  %s  imported %s by %s  signer %s\n", v.App, v.Version, progress.Bytes(v.Size),
+					v.CreatedAt.Local().Format(time.DateTime), v.CreatedBy, orDash(v.Signer))
+				for _, im := range v.Images {
+					p("  %s\n    → %s\n      %s\n", im.Name, im.Target, im.Digest)
+				}
+			}
+		})
+}
+
+func newAppImportsCmd() *cobra.Command {
+	return appQuery("imports", "List package imports of your teams, newest first, with where each stands", exactArgs(0, "no arguments"),
+		func(ctx context.Context, cl *client.Client, _ []string) ([]api.Import, error) { return cl.Imports(ctx) },
+		func(w io.Writer, p printer, ims []api.Import) {
+			if len(ims) == 0 {
+				p("No imports yet.\n")
+				return
+			}
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "IMPORT\tTEAM\tAPP\tVERSION\tSTATE\tRECEIVED\tUPDATED\tERROR")
+			for _, im := range ims {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", im.ID, im.Team, orDash(im.App), orDash(im.Version), im.State,
+					progress.Bytes(im.Received), im.UpdatedAt.Local().Format(time.DateTime), im.Error)
+			}
+			tw.Flush()
+		})
 }
 
 func newAppExportCmd() *cobra.Command {

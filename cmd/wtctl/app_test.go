@@ -72,6 +72,9 @@ func TestAppClientCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustRun(t, "app", "list", "-o", "json")), &apps); err != nil || len(apps) != 1 || apps[0].Key != "cli" || apps[0].LatestVersion != "2.0.0" {
 		t.Fatalf("list: %+v %v", apps, err)
 	}
+	if out := mustRun(t, "app", "imports"); !strings.Contains(out, "IMPORT") || strings.Count(out, " done ") != 2 || !strings.Contains(out, "cli") {
+		t.Fatalf("imports: %s", out)
+	}
 	info, err := appkg.Inspect(context.Background(), pkg, bundle.ReadOptions{Keys: []ed25519.PublicKey{pub}})
 	if err != nil {
 		t.Fatal(err)
