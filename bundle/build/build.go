@@ -281,41 +281,13 @@ func (b *builder) imageSource(im *ImageSpec) images.Source {
 	return src
 }
 
-// layoutItems lists the staged OCI layout as archive items. A blob's sha256 is its file name; Write checks it while
-// streaming, so a blob is read only once more.
+// layoutItems lists the staged OCI layout as archive items under oci/; none when no image was staged.
 func (b *builder) layoutItems() ([]bundle.Item, error) {
 	dir := filepath.Join(b.stage, "oci")
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	var items []bundle.Item
-	for _, name := range []string{"oci-layout", "index.json"} {
-		it, err := fileItem(filepath.Join(dir, name), "oci/"+name, 0o644, "")
-		if err != nil {
-			return nil, err
-		}
-		items = append(items, it)
-	}
-	blobs := filepath.Join(dir, "blobs", "sha256")
-	ents, err := os.ReadDir(blobs)
-	if err != nil {
-		return nil, fmt.Errorf("list staged blobs: %w", err)
-	}
-	for _, e := range ents { // ReadDir sorts by name
-		info, err := e.Info()
-		if err != nil {
-			return nil, fmt.Errorf("list staged blobs: %w", err)
-		}
-		if !info.Mode().IsRegular() || strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		p := filepath.Join(blobs, e.Name())
-		items = append(items, bundle.Item{
-			Entry: bundle.Entry{Path: "oci/blobs/sha256/" + e.Name(), Size: info.Size(), SHA256: e.Name(), Mode: 0o644},
-			Open:  func() (io.ReadCloser, error) { return os.Open(p) },
-		})
-	}
-	return items, nil
+	return bundle.LayoutItems(dir, "oci/")
 }
 
 // localItems lists manifests and apps.

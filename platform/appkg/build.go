@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"syscall"
 	"time"
 
@@ -134,11 +131,11 @@ func Build(ctx context.Context, opts BuildOptions) (info *Info, err error) {
 	if err := b.stageImages(ctx, layoutDir, m, a.Images(), srcs, idxs); err != nil {
 		return nil, diskFull(dir, err)
 	}
-	items, err := layoutItems(layoutDir)
+	items, err := bundle.LayoutItems(layoutDir, OCIPrefix)
 	if err != nil {
 		return nil, err
 	}
-	items = append([]bundle.Item{bytesItem(AppEntry, canonical)}, items...)
+	items = append([]bundle.Item{bundle.BytesItem(AppEntry, canonical)}, items...)
 	for _, it := range items {
 		m.Entries = append(m.Entries, it.Entry)
 	}
@@ -312,48 +309,6 @@ func (b *builder) stageImages(ctx context.Context, dir string, m *bundle.Manifes
 		}
 	}
 	return nil
-}
-
-// layoutItems lists a staged OCI layout as archive items: oci-layout, index.json, then the blobs by digest. A
-// blob's sha256 is its file name; Write checks it while streaming, so a blob is read only once more.
-func layoutItems(dir string) ([]bundle.Item, error) {
-	var items []bundle.Item
-	for _, n := range []string{"oci-layout", "index.json"} {
-		data, err := os.ReadFile(filepath.Join(dir, n))
-		if err != nil {
-			return nil, fmt.Errorf("read staged layout: %w", err)
-		}
-		items = append(items, bytesItem(OCIPrefix+n, data))
-	}
-	blobs := filepath.Join(dir, "blobs", "sha256")
-	ents, err := os.ReadDir(blobs)
-	if err != nil {
-		return nil, fmt.Errorf("list staged blobs: %w", err)
-	}
-	for _, e := range ents { // ReadDir sorts by name
-		info, err := e.Info()
-		if err != nil {
-			return nil, fmt.Errorf("list staged blobs: %w", err)
-		}
-		if !info.Mode().IsRegular() || strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		p := filepath.Join(blobs, e.Name())
-		items = append(items, bundle.Item{
-			Entry: bundle.Entry{Path: ociBlobPrefix + e.Name(), Size: info.Size(), SHA256: e.Name(), Mode: 0o644},
-			Open:  func() (io.ReadCloser, error) { return os.Open(p) },
-		})
-	}
-	return items, nil
-}
-
-// bytesItem is an archive item for content held in memory.
-func bytesItem(path string, data []byte) bundle.Item {
-	sum := sha256.Sum256(data)
-	return bundle.Item{
-		Entry: bundle.Entry{Path: path, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), Mode: 0o644},
-		Open:  func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil },
-	}
 }
 
 // write streams the archive into a temporary file next to output and renames it into place.

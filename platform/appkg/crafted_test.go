@@ -48,11 +48,11 @@ func craft(t *testing.T, fx *fixture, info *Info, mutate func(c *crafted)) strin
 		c.m.Images = append(c.m.Images, im)
 	}
 	mutate(c)
-	items, err := layoutItems(c.layout)
+	items, err := bundle.LayoutItems(c.layout, OCIPrefix)
 	if err != nil {
 		t.Fatal(err)
 	}
-	all := []bundle.Item{bytesItem(AppEntry, c.appJSON)}
+	all := []bundle.Item{bundle.BytesItem(AppEntry, c.appJSON)}
 	for _, it := range items {
 		if !c.drop[it.SHA256] || !strings.HasPrefix(it.Path, ociBlobPrefix) {
 			all = append(all, it)

@@ -100,7 +100,7 @@ func Export(ctx context.Context, w io.Writer, canonical []byte, imgs []ExportIma
 	if err != nil {                                       // exported again has the same index.json
 		return nil, fmt.Errorf("export app package: %w", err)
 	}
-	items := []bundle.Item{bytesItem(AppEntry, canonical), bytesItem(ociLayoutEntry, []byte(ociLayoutFile)), bytesItem(ociIndexEntry, append(indexJSON, '\n'))}
+	items := []bundle.Item{bundle.BytesItem(AppEntry, canonical), bundle.BytesItem(ociLayoutEntry, []byte(ociLayoutFile)), bundle.BytesItem(ociIndexEntry, append(indexJSON, '\n'))}
 	items = append(items, x.items(ctx)...)
 	for _, it := range items {
 		m.Entries = append(m.Entries, it.Entry)
