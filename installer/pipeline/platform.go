@@ -2,12 +2,10 @@ package pipeline
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	appsv1 "k8s.io/api/apps/v1"
@@ -19,8 +17,10 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/wutong-paas/wutong-offline/installer/engine"
+	"github.com/wutong-paas/wutong-offline/internal/password"
 )
 
 // The platform on the cluster.
@@ -95,18 +95,18 @@ func (p platformPhase) Run(ctx context.Context, env *engine.Env) error {
 		return err
 	}
 	// The admin password is made once; later runs keep the one in the Secret.
-	password := ""
+	adminPassword := ""
 	s, err := c.Kubernetes.CoreV1().Secrets(PlatformNamespace).Get(ctx, PlatformAdminSecret, metav1.GetOptions{})
 	switch {
 	case err == nil:
-		password = string(s.Data["password"])
+		adminPassword = string(s.Data["password"])
 	case !apierrors.IsNotFound(err):
 		return fmt.Errorf("read the platform's admin secret: %w", err)
 	}
-	if password == "" {
-		password = newPlatformPassword()
+	if adminPassword == "" {
+		adminPassword = password.Generate()
 	}
-	objs, err := in.platformObjects(password, cr.user, cr.password, cr.caPEM)
+	objs, err := in.platformObjects(adminPassword, cr.user, cr.password, cr.caPEM)
 	if err != nil {
 		return err
 	}
@@ -125,21 +125,6 @@ func (p platformPhase) Run(ctx context.Context, env *engine.Env) error {
 	}
 	node.Logf("the platform answers on %s", in.PlatformURL())
 	return nil
-}
-
-// newPlatformPassword is 20 characters without look-alikes, as field engineers read it off a screen.
-func newPlatformPassword() string {
-	const alphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-	b := make([]byte, 20)
-	for i := 0; i < len(b); {
-		var c [1]byte
-		rand.Read(c[:])
-		if int(c[0]) < 256-256%len(alphabet) {
-			b[i] = alphabet[int(c[0])%len(alphabet)]
-			i++
-		}
-	}
-	return string(b)
 }
 
 // platformObjects are the platform's Kubernetes objects, in apply order.
@@ -250,26 +235,18 @@ func (in *Install) platformObjects(adminPassword, regUser, regPassword string, c
 	return out, nil
 }
 
-// toUnstructured converts a typed object, filling in its apiVersion and kind from its Go type.
+// toUnstructured converts a typed object, with the apiVersion and kind client-go's scheme knows it by.
 func toUnstructured(o runtime.Object) (*unstructured.Unstructured, error) {
+	gvks, _, err := scheme.Scheme.ObjectKinds(o)
+	if err != nil || len(gvks) == 0 {
+		return nil, fmt.Errorf("convert %T: no kind known: %v", o, err)
+	}
 	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
 	if err != nil {
 		return nil, fmt.Errorf("convert %T: %w", o, err)
 	}
 	u := &unstructured.Unstructured{Object: m}
-	t := fmt.Sprintf("%T", o)
-	kind := t[strings.LastIndex(t, ".")+1:]
-	var gv string
-	switch o.(type) {
-	case *appsv1.Deployment:
-		gv = "apps/v1"
-	case *rbacv1.ClusterRole, *rbacv1.ClusterRoleBinding:
-		gv = "rbac.authorization.k8s.io/v1"
-	default:
-		gv = "v1"
-	}
-	u.SetAPIVersion(gv)
-	u.SetKind(kind)
+	u.SetGroupVersionKind(gvks[0])
 	unstructured.RemoveNestedField(u.Object, "status")
 	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
 	unstructured.RemoveNestedField(u.Object, "spec", "template", "metadata", "creationTimestamp")

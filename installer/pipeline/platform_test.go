@@ -85,7 +85,4 @@ func TestPlatformSkipped(t *testing.T) {
 	if why := (platformPhase{in}).skip(); why == "" {
 		t.Error("platform.enabled: false must skip the platform")
 	}
-	if p := newPlatformPassword(); len(p) != 20 || p == newPlatformPassword() {
-		t.Errorf("password %q", p)
-	}
 }

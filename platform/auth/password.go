@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/wutong-paas/wutong-offline/internal/password"
 )
 
 // Hasher hashes passwords with argon2id. The zero value uses DefaultHasher's parameters. The parameters are stored in
@@ -102,31 +104,8 @@ func CheckPasswordPolicy(password string) error {
 	return nil
 }
 
-// passwordAlphabet leaves out look-alikes (0/O, 1/l/I), since field engineers read passwords off a screen.
-const passwordAlphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-
-// GeneratePassword returns a random password of 20 characters (about 115 bits).
-func GeneratePassword() string {
-	return randomString(20)
-}
-
-func randomString(n int) string {
-	b := make([]byte, n)
-	max := byte(len(passwordAlphabet))
-	limit := 256 - 256%int(max)
-	buf := make([]byte, 1)
-	for i := 0; i < n; {
-		if _, err := rand.Read(buf); err != nil {
-			panic(err) // crypto/rand never fails on Linux
-		}
-		if int(buf[0]) >= limit {
-			continue
-		}
-		b[i] = passwordAlphabet[buf[0]%max]
-		i++
-	}
-	return string(b)
-}
+// GeneratePassword returns a random password of 20 characters without look-alikes (about 115 bits).
+func GeneratePassword() string { return password.Generate() }
 
 // TokenPrefix starts every token, so a leaked one is easy to recognise and scan for.
 const TokenPrefix = "wtp_"

@@ -60,11 +60,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *auth.Principal
 	s.metrics.logins.WithLabelValues("ok").Inc()
 	http.SetCookie(w, &http.Cookie{Name: api.SessionCookie, Value: secret, Path: "/", Expires: exp, HttpOnly: true,
 		Secure: s.opts.SecureCookie, SameSite: http.SameSiteStrictMode})
-	p, err := s.principal(ctx, u)
-	if err != nil {
-		return err
-	}
-	au, err := s.apiUser(r, p)
+	au, err := s.apiUser(r, u)
 	if err != nil {
 		return err
 	}
@@ -80,10 +76,10 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, p *auth.Principa
 	return nil
 }
 
-// apiUser describes p for the API, with team names.
-func (s *Server) apiUser(r *http.Request, p *auth.Principal) (api.User, error) {
-	u := api.User{Name: p.User.Name, DisplayName: p.User.DisplayName, Admin: p.User.Admin, Disabled: p.User.Disabled, CreatedAt: p.User.CreatedAt}
-	ms, err := s.store.MembershipsOf(r.Context(), p.User.ID)
+// apiUser describes su for the API, with its teams.
+func (s *Server) apiUser(r *http.Request, su *store.User) (api.User, error) {
+	u := api.User{Name: su.Name, DisplayName: su.DisplayName, Admin: su.Admin, Disabled: su.Disabled, CreatedAt: su.CreatedAt}
+	ms, err := s.store.MembershipsOf(r.Context(), su.ID)
 	if err != nil {
 		return u, fmt.Errorf("look up memberships: %w", err)
 	}
@@ -94,7 +90,7 @@ func (s *Server) apiUser(r *http.Request, p *auth.Principal) (api.User, error) {
 }
 
 func (s *Server) me(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
-	u, err := s.apiUser(r, p)
+	u, err := s.apiUser(r, &p.User)
 	if err != nil {
 		return err
 	}
