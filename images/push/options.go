@@ -45,6 +45,10 @@ type Options struct {
 	// Progress, if set, is called with blob bytes just done: bytes sent, or the size of a blob that was already
 	// there or was mounted. Calls are serialized.
 	Progress func(n int64)
+	// Untagged writes each image by digest only: its tag is left for Tag, once the caller has decided the push
+	// counts (the platform tags an app's images only after recording the version, so that a push that loses a race
+	// for an app key moves no tag). PushedImage.Target still names the tag.
+	Untagged bool
 	// TempDir is where FromBundle unpacks the bundle's OCI layout (removed at the end). Default os.TempDir().
 	TempDir string
 }

@@ -93,6 +93,48 @@ func fromLayout(ctx context.Context, layoutDir string, opts Options) (*Result, e
 	return res, nil
 }
 
+// Tag points the tag of each image's Target at its Digest. The image must be in the registry already, e.g. from
+// FromLayout with Untagged: only its manifest is read and written again under the tag. Targets without a tag are
+// skipped.
+func Tag(ctx context.Context, imgs []PushedImage, opts Options) error {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return fmt.Errorf("tag: %w", err)
+	}
+	ropts, err := opts.Remote()
+	if err != nil {
+		return fmt.Errorf("tag: %w", err)
+	}
+	ropts = append(ropts, remote.WithContext(ctx))
+	var nopts []name.Option
+	if opts.InsecureHTTP {
+		nopts = append(nopts, name.Insecure)
+	}
+	for _, img := range imgs {
+		ref, err := name.ParseReference(img.Target, nopts...)
+		if err != nil {
+			return fmt.Errorf("tag %s: %w", img.Target, err)
+		}
+		tag, ok := ref.(name.Tag)
+		if !ok {
+			if t := tagOf(img.Target); t != "" {
+				tag, ok = ref.Context().Tag(t), true
+			}
+		}
+		if !ok {
+			continue
+		}
+		desc, err := remote.Get(ref.Context().Digest(img.Digest), ropts...)
+		if err != nil {
+			return fmt.Errorf("tag %s: read %s: %w", img.Target, img.Digest, authError(err, opts))
+		}
+		if err := remote.Put(tag, desc, ropts...); err != nil {
+			return fmt.Errorf("tag %s: %w", img.Target, authError(err, opts))
+		}
+	}
+	return nil
+}
+
 // authError turns a registry's 401 into an *AuthError.
 func authError(err error, opts Options) error {
 	var te *transport.Error
@@ -150,8 +192,14 @@ func (p *plan) addImage(root v1.ImageIndex, e images.LayoutImage, opts Options) 
 			return fmt.Errorf("image %s: target %s names digest %s, but the layout holds %s", e.Name, target, r.DigestStr(), d)
 		}
 		refs = append(refs, repo.Digest(d.String()))
-		if tag := tagOf(target); tag != "" {
+		if tag := tagOf(target); tag != "" && !opts.Untagged {
 			refs = append(refs, repo.Tag(tag))
+		}
+	case name.Tag:
+		if opts.Untagged {
+			refs = append(refs, repo.Digest(d.String()))
+		} else {
+			refs = append(refs, ref)
 		}
 	default:
 		refs = append(refs, ref)

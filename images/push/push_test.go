@@ -144,6 +144,38 @@ func TestFromLayout(t *testing.T) {
 	checkPulled(t, res2, idxs)
 }
 
+// TestUntaggedThenTag: an untagged push writes everything by digest and moves no tag; Tag then points the tags.
+func TestUntaggedThenTag(t *testing.T) {
+	dir, idxs := testLayout(t)
+	host := imagestest.NewRegistry(t)
+	opts := Options{Target: host, InsecureHTTP: true}
+	u := opts
+	u.Untagged = true
+	res, err := FromLayout(t.Context(), dir, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Images) != len(idxs) {
+		t.Fatalf("pushed %d images, want %d", len(res.Images), len(idxs))
+	}
+	for _, img := range res.Images {
+		ref, err := name.ParseReference(img.Target, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := remote.Head(ref, remote.WithContext(t.Context())); err == nil {
+			t.Errorf("%s is tagged after an untagged push", img.Target)
+		}
+		if _, err := remote.Head(ref.Context().Digest(img.Digest), remote.WithContext(t.Context())); err != nil {
+			t.Errorf("%s@%s is not in the registry after an untagged push: %v", img.Target, img.Digest, err)
+		}
+	}
+	if err := Tag(t.Context(), res.Images, opts); err != nil {
+		t.Fatal(err)
+	}
+	checkPulled(t, res, idxs) // by tag, with the pushed digests
+}
+
 func hasTarget(res *Result, target string) bool {
 	for _, i := range res.Images {
 		if i.Target == target {
