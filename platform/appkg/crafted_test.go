@@ -2,6 +2,8 @@ package appkg
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"maps"
 	"os"
@@ -156,6 +158,15 @@ func TestRefuseInconsistentPackages(t *testing.T) {
 				c.drop[layers[0]] = true
 			},
 			fullErr: []string{"layer", `of image "` + dbImage + `"`, "is missing from the package"},
+		},
+		{
+			name: "a blob no image refers to",
+			mutate: func(t *testing.T, c *crafted) {
+				junk := bytes.Repeat([]byte("unreferenced "), 1000)
+				sum := sha256.Sum256(junk)
+				os.WriteFile(filepath.Join(c.layout, "blobs", "sha256", hex.EncodeToString(sum[:])), junk, 0o644)
+			},
+			fullErr: []string{"a blob of 13000 bytes that no image of the package refers to", "rebuild"},
 		},
 		{
 			name:    "a cluster bundle",

@@ -19,10 +19,11 @@ type graph struct {
 	sizes map[string]int64  // blob hex -> entry size
 	keep  map[string]bool   // blob hex of every index and arch manifest
 	kept  map[string][]byte // their content, as read
+	used  map[string]bool   // blob hex of everything an image refers to
 }
 
 func newGraph(m *bundle.Manifest) *graph {
-	g := &graph{m: m, sizes: map[string]int64{}, keep: map[string]bool{}, kept: map[string][]byte{}}
+	g := &graph{m: m, sizes: map[string]int64{}, keep: map[string]bool{}, kept: map[string][]byte{}, used: map[string]bool{}}
 	for _, e := range m.Entries {
 		if h, ok := strings.CutPrefix(e.Path, ociBlobPrefix); ok {
 			g.sizes[h] = e.Size
@@ -47,10 +48,17 @@ func (g *graph) tooLarge() error {
 	return nil
 }
 
+// check checks every image's graph, then that every blob of the package belongs to one: a blob no image refers to
+// would be carried, unpacked and counted for nothing (and could be any size).
 func (g *graph) check() error {
 	for _, im := range g.m.Images {
 		if err := g.checkImage(im); err != nil {
 			return err
+		}
+	}
+	for _, e := range g.m.Entries {
+		if h, ok := strings.CutPrefix(e.Path, ociBlobPrefix); ok && !g.used[h] {
+			return refuse(e.Path, fmt.Sprintf("a blob of %d bytes that no image of the package refers to", e.Size), rebuildHint)
 		}
 	}
 	return nil
@@ -59,6 +67,7 @@ func (g *graph) check() error {
 func (g *graph) checkImage(im bundle.Image) error {
 	idxHex := strings.TrimPrefix(im.Digest, "sha256:")
 	entry := ociBlobPrefix + idxHex
+	g.used[idxHex] = true
 	idx, err := v1.ParseIndexManifest(bytes.NewReader(g.kept[idxHex]))
 	if err != nil {
 		return &bundle.IntegrityError{Entry: entry, What: fmt.Sprintf("index of image %q is unreadable", im.Name), Actual: err.Error(), Hint: rebuildHint}
@@ -98,6 +107,7 @@ func (g *graph) checkImage(im bundle.Image) error {
 // blob checks that the package holds the blob d describes, with its size.
 func (g *graph) blob(image, what string, d v1.Descriptor) error {
 	size, ok := g.sizes[d.Digest.Hex]
+	g.used[d.Digest.Hex] = true
 	switch {
 	case d.Digest.Algorithm != "sha256" || !ok:
 		return refuse(ociBlobPrefix+d.Digest.Hex, fmt.Sprintf("the %s of image %q (%s) is missing from the package", what, image, d.Digest), rebuildHint)
