@@ -97,8 +97,16 @@ type SetMember struct {
 // NewToken is the body of POST /tokens.
 type NewToken struct {
 	Name string `json:"name"`
-	// TTLHours is the token's lifetime; 0 means it does not expire.
+	// TTLHours is the token's lifetime, at most MaxTokenTTLHours; 0 means it does not expire.
 	TTLHours int `json:"ttlHours,omitempty"`
+}
+
+// MaxTokenTTLHours is the longest token lifetime accepted (ten years).
+const MaxTokenTTLHours = 10 * 365 * 24
+
+// Revoked answers DELETE /users/{user}/tokens: how many sessions and API tokens were revoked.
+type Revoked struct {
+	Revoked int `json:"revoked"`
 }
 
 // Token is an API token. Secret is returned only when the token is created.

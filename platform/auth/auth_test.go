@@ -4,7 +4,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/wutong-paas/wutong-offline/platform/store"
 )
@@ -98,38 +97,5 @@ func TestCan(t *testing.T) {
 	}
 	if ValidTeamRole("member") != nil || ValidTeamRole("admin") == nil {
 		t.Fatal("team role check")
-	}
-}
-
-func TestLimiter(t *testing.T) {
-	now := time.Unix(1000, 0)
-	l := &Limiter{Burst: 3, Interval: 10 * time.Second, Now: func() time.Time { return now }}
-	for i := range 3 {
-		if ok, _ := l.Allow("alice", "10.0.0.1"); !ok {
-			t.Fatalf("attempt %d refused", i)
-		}
-		l.Fail("alice", "10.0.0.1")
-	}
-	ok, wait := l.Allow("alice", "10.0.0.2")
-	if ok || wait != 10*time.Second {
-		t.Fatalf("after burst: ok=%v wait=%v", ok, wait)
-	}
-	if ok, _ := l.Allow("bob", "10.0.0.2"); !ok {
-		t.Fatal("another user from another address was limited")
-	}
-	if ok, _ := l.Allow("bob", "10.0.0.1"); ok {
-		t.Fatal("the guessing address was not limited for another user")
-	}
-	now = now.Add(4 * time.Second)
-	if _, wait := l.Allow("alice"); wait != 6*time.Second {
-		t.Fatalf("wait after 4 s: %v", wait)
-	}
-	now = now.Add(6 * time.Second)
-	if ok, _ := l.Allow("alice"); !ok {
-		t.Fatal("not allowed again after the interval")
-	}
-	l.Fail("alice")
-	if ok, _ := l.Allow("alice"); ok {
-		t.Fatal("one refill allowed two tries")
 	}
 }

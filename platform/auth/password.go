@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/argon2"
 
@@ -96,10 +97,35 @@ func Check(hash, password string) error {
 	return nil
 }
 
-// CheckPasswordPolicy refuses passwords too short to be safe.
+// dummies caches DummyHash per parameter set.
+var dummies sync.Map // Hasher (with defaults applied) → string
+
+// DummyHash is a hash, with h's parameters, of a random password nobody knows. Checking a password against it
+// costs as much as checking a real user's and always fails with ErrMismatch, so that an unknown user name takes as
+// long to refuse as a wrong password and names cannot be probed by timing.
+func (h Hasher) DummyHash() string {
+	p := h.params()
+	if v, ok := dummies.Load(p); ok {
+		return v.(string)
+	}
+	d, err := p.Hash(rand.Text())
+	if err != nil {
+		panic("auth: hash a random password: " + err.Error()) // rand.Text is 26 characters: the policy passes
+	}
+	v, _ := dummies.LoadOrStore(p, d)
+	return v.(string)
+}
+
+// MaxPasswordLength is the longest password accepted, so that a request cannot make hashing read megabytes.
+const MaxPasswordLength = 1024
+
+// CheckPasswordPolicy refuses passwords too short to be safe, and absurdly long ones.
 func CheckPasswordPolicy(password string) error {
 	if len(password) < MinPasswordLength {
 		return fmt.Errorf("password too short: at least %d characters are needed", MinPasswordLength)
+	}
+	if len(password) > MaxPasswordLength {
+		return fmt.Errorf("password too long: at most %d bytes", MaxPasswordLength)
 	}
 	return nil
 }

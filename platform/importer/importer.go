@@ -12,10 +12,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/wutong-paas/wutong-offline/bundle"
 	"github.com/wutong-paas/wutong-offline/images"
@@ -82,12 +85,52 @@ func (im *Importer) Begin(ctx context.Context, teamID, userID int64, fileName st
 	if size > im.opts.MaxBytes {
 		return nil, &TooLargeError{Limit: im.opts.MaxBytes, Size: size}
 	}
-	rec := &store.Import{ID: NewID(), TeamID: teamID, UserID: userID, FileName: fileName, Size: size, State: store.ImportUploading}
+	rec := &store.Import{ID: NewID(), TeamID: teamID, UserID: userID, FileName: CleanFileName(fileName), Size: size, State: store.ImportUploading}
 	if err := im.opts.Store.CreateImport(ctx, rec); err != nil {
 		return nil, fmt.Errorf("record import: %w", err)
 	}
+	if _, err := im.opts.Store.PruneFailedImports(ctx, teamID, KeepFailed); err != nil {
+		logctx.From(ctx).Warn("prune failed imports", "err", err)
+	}
 	return rec, nil
 }
+
+// KeepFailed is how many failed imports of a team are kept, newest first; older ones are deleted as new imports
+// begin.
+const KeepFailed = 200
+
+// MaxFileNameLength caps a recorded file name, in bytes.
+const MaxFileNameLength = 255
+
+// CleanFileName is the recorded form of an uploaded file's name: its base name without control characters, cut to
+// MaxFileNameLength bytes.
+func CleanFileName(name string) string {
+	name = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, path.Base(strings.ReplaceAll(name, "\\", "/")))
+	if name == "." || name == "/" || name == ".." {
+		return ""
+	}
+	return cut(name, MaxFileNameLength)
+}
+
+// cut shortens s to at most n bytes without splitting a character.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// MaxErrorLength caps the reason recorded for a failed import, in bytes: the reason can quote the package, and a
+// hostile package must not make the store (and every list of imports) large.
+const MaxErrorLength = 2048
 
 // Staged is a package that arrived whole and verified: its layout waits in Dir for Finish.
 type Staged struct {
@@ -105,9 +148,15 @@ func (im *Importer) Receive(ctx context.Context, rec *store.Import, body io.Read
 	var cr *countingReader
 	defer func() {
 		if err != nil {
-			// The archive reader reports a cut stream as damage; when the cut was the size limit, say so.
-			if cr.n >= cr.limit {
+			// The archive reader reports a cut stream as damage. When the cut was the size limit, or the body
+			// itself failed (a stalled upload, say), that is the reason to give.
+			var tl *TooLargeError
+			switch {
+			case errors.As(err, &tl):
+			case cr.n >= cr.limit:
 				err = &TooLargeError{Limit: cr.limit, Size: cr.n}
+			case cr.err != nil && !errors.Is(cr.err, io.EOF) && !errors.Is(cr.err, io.ErrUnexpectedEOF):
+				err = fmt.Errorf("receive package: %w", cr.err)
 			}
 			os.RemoveAll(dir)
 			im.fail(ctx, rec, err)
@@ -122,6 +171,11 @@ func (im *Importer) Receive(ctx context.Context, rec *store.Import, body io.Read
 		return nil, err
 	}
 	defer pkg.Close()
+	// The signed manifest declares every entry's size: refuse a package that would unpack beyond the limit before
+	// reading it (the limit otherwise counts only the compressed bytes, and a tiny package may declare a huge blob).
+	if ps := pkg.Info.PayloadSize; ps < 0 || ps > im.opts.MaxBytes {
+		return nil, &TooLargeError{Limit: im.opts.MaxBytes, Size: ps, Unpacked: true}
+	}
 	rec.State, rec.AppKey, rec.Version = store.ImportVerifying, pkg.Info.App.Key, pkg.Info.App.Version
 	if err := im.opts.Store.UpdateImport(ctx, rec); err != nil {
 		return nil, fmt.Errorf("record import: %w", err)
@@ -150,7 +204,7 @@ func (im *Importer) precheck(ctx context.Context, teamID int64, info appkg.Info)
 	}
 	if a.TeamID != teamID {
 		return false, &store.ConflictError{What: "app", Key: info.App.Key,
-			Detail: fmt.Sprintf("it belongs to team %q; import it there, or choose another app key", a.TeamName)}
+			Detail: "it belongs to another team; import it into the team that owns it, or choose another app key"}
 	}
 	v, err := im.opts.Store.Version(ctx, info.App.Key, info.App.Version)
 	if errors.Is(err, store.ErrNotFound) {
@@ -167,6 +221,10 @@ func (im *Importer) precheck(ctx context.Context, teamID int64, info appkg.Info)
 }
 
 // Finish pushes the staged images and records the version. The staging directory is removed in every case.
+//
+// The images are pushed by digest only, and tagged once the version is recorded: an import that loses a race for
+// its app key (another team recorded it first) moves no tag in the registry. Re-importing an unchanged version
+// tags its recorded images again, which repairs tags that a cut import left unwritten.
 func (im *Importer) Finish(ctx context.Context, rec *store.Import, st *Staged) (err error) {
 	defer os.RemoveAll(st.Layout)
 	defer func() {
@@ -179,18 +237,29 @@ func (im *Importer) Finish(ctx context.Context, rec *store.Import, st *Staged) (
 	mu.(*sync.Mutex).Lock()
 	defer mu.(*sync.Mutex).Unlock()
 
-	if !st.Unchanged {
+	popts := im.opts.Registry
+	target := popts.Target
+	var pushed []push.PushedImage
+	if st.Unchanged {
+		v, err := im.opts.Store.Version(ctx, key, ver)
+		if err != nil {
+			return fmt.Errorf("look up version: %w", err)
+		}
+		for _, i := range v.Images {
+			pushed = append(pushed, push.PushedImage{Name: i.Name, Target: i.Target, Digest: i.Digest})
+		}
+	} else {
 		rec.State = store.ImportPushing
 		if err := im.opts.Store.UpdateImport(ctx, rec); err != nil {
 			return fmt.Errorf("record import: %w", err)
 		}
-		popts := im.opts.Registry
-		target := popts.Target
 		popts.MapRef = func(name string) (string, error) { return TargetRef(target, key, name) }
+		popts.Untagged = true
 		res, err := push.FromLayout(ctx, st.Layout, popts)
 		if err != nil {
 			return fmt.Errorf("push images to %s: %w", target, err)
 		}
+		pushed = res.Images
 		rec.State = store.ImportRecording
 		if err := im.opts.Store.UpdateImport(ctx, rec); err != nil {
 			return fmt.Errorf("record import: %w", err)
@@ -211,6 +280,9 @@ func (im *Importer) Finish(ctx context.Context, rec *store.Import, st *Staged) (
 		logctx.From(ctx).Info("app version imported", "app", key, "version", ver, "images", len(v.Images),
 			"bytesUploaded", res.BytesUploaded, "blobsSkipped", res.BlobsSkipped, "import", rec.ID)
 	}
+	if err := push.Tag(ctx, pushed, im.opts.Registry); err != nil {
+		return fmt.Errorf("the version is recorded, but tagging its images failed (import the package again to retry): %w", err)
+	}
 	rec.State, rec.Error = store.ImportDone, ""
 	if err := im.opts.Store.UpdateImport(context.WithoutCancel(ctx), rec); err != nil {
 		return fmt.Errorf("record import: %w", err)
@@ -228,25 +300,26 @@ func TargetRef(host, key, name string) (string, error) {
 }
 
 func (im *Importer) fail(ctx context.Context, rec *store.Import, cause error) {
-	rec.State, rec.Error = store.ImportFailed, cause.Error()
+	msg := cause.Error()
+	if len(msg) > MaxErrorLength {
+		msg = cut(msg, MaxErrorLength-len("…")) + "…"
+	}
+	rec.State, rec.Error = store.ImportFailed, msg
 	if err := im.opts.Store.UpdateImport(context.WithoutCancel(ctx), rec); err != nil {
 		logctx.From(ctx).Error("record failed import", "import", rec.ID, "err", err)
 	}
-	logctx.From(ctx).Warn("import failed", "import", rec.ID, "file", rec.FileName, "err", cause)
+	logctx.From(ctx).Warn("import failed", "import", rec.ID, "file", rec.FileName, "err", msg)
 }
 
 // Recover runs at start-up: imports that a previous process left running can never finish, so they are marked
 // failed with a note to import again, and their staging directories are removed.
 func (im *Importer) Recover(ctx context.Context) error {
-	list, err := im.opts.Store.Imports(ctx, nil)
+	list, err := im.opts.Store.UnfinishedImports(ctx)
 	if err != nil {
 		return fmt.Errorf("list imports: %w", err)
 	}
 	for i := range list {
 		rec := &list[i]
-		if rec.State == store.ImportDone || rec.State == store.ImportFailed {
-			continue
-		}
 		rec.State, rec.Error = store.ImportFailed, "interrupted: the server stopped during the import; import the package again"
 		if err := im.opts.Store.UpdateImport(ctx, rec); err != nil {
 			return fmt.Errorf("mark interrupted import %s: %w", rec.ID, err)
@@ -266,9 +339,17 @@ func (im *Importer) Recover(ctx context.Context) error {
 }
 
 // TooLargeError refuses a package over the size limit.
-type TooLargeError struct{ Limit, Size int64 }
+type TooLargeError struct {
+	Limit, Size int64
+	// Unpacked is set when Size is what the package's manifest declares it unpacks to, not bytes received.
+	Unpacked bool
+}
 
 func (e *TooLargeError) Error() string {
+	if e.Unpacked {
+		return fmt.Sprintf("package too large: its manifest says it unpacks to %s, over the limit of %d bytes (%s); raise it with wutong serve --max-upload, or split the app",
+			humanBytes(max(e.Size, 0)), e.Limit, humanBytes(e.Limit))
+	}
 	return fmt.Sprintf("package too large: the limit is %d bytes (%s) and this one is larger; raise it with wutong serve --max-upload, or split the app",
 		e.Limit, humanBytes(e.Limit))
 }
@@ -286,9 +367,11 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// countingReader counts bytes, refuses more than limit, and reports progress at most every interval.
+// countingReader counts bytes, refuses more than limit, reports progress at most every interval, and keeps the
+// first error of the underlying reader.
 type countingReader struct {
 	r      io.Reader
+	err    error
 	n      int64
 	limit  int64
 	every  time.Duration
@@ -298,6 +381,9 @@ type countingReader struct {
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
+	if err != nil && c.err == nil {
+		c.err = err
+	}
 	c.n += int64(n)
 	if c.n > c.limit {
 		return n, &TooLargeError{Limit: c.limit, Size: c.n}

@@ -3,12 +3,18 @@ package importer
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/wutong-paas/wutong-offline/bundle"
 	"github.com/wutong-paas/wutong-offline/images"
@@ -182,4 +188,152 @@ func TestRecover(t *testing.T) {
 	if es, _ := os.ReadDir(filepath.Join(f.dir, "staging")); len(es) != 0 {
 		t.Fatalf("staging left: %v", es)
 	}
+}
+
+// Finding 11: when two teams race to import the first version of one app key, the loser must not move the
+// winner's tags in the registry: images are pushed by digest and tagged only once the version is recorded.
+func TestFirstImportRaceKeepsTheWinnersTags(t *testing.T) {
+	st := storetest.Open(t, store.DialectSQLite)
+	f := newFixture(t, st, 0)
+	ctx := context.Background()
+	other := &store.Team{Name: "rivals"}
+	if err := st.CreateTeam(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	stage := func(team int64, path string) (*store.Import, *Staged) {
+		rec, err := f.im.Begin(ctx, team, f.user, filepath.Base(path), -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _ := os.Open(path)
+		defer r.Close()
+		staged, err := f.im.Receive(ctx, rec, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec, staged
+	}
+	// Both pass the early check: nothing is recorded yet.
+	recA, a := stage(f.team, f.pkg(t, "demo", "1.0.0", 1, 4096))
+	recB, b := stage(other.ID, f.pkg(t, "demo", "1.0.0", 1, 4096)) // other random content
+	if err := f.im.Finish(ctx, recA, a); err != nil {
+		t.Fatal(err)
+	}
+	var conflict *store.ConflictError
+	if err := f.im.Finish(ctx, recB, b); !errors.As(err, &conflict) {
+		t.Fatalf("the loser's import: %v, want a conflict", err)
+	}
+	v, err := st.Version(ctx, "demo", "1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.ParseReference(v.Images[0].Target, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := remote.Head(ref, remote.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if desc.Digest.String() != v.Images[0].Digest {
+		t.Fatalf("tag %s points at %s, the loser's push; the recorded version has %s", ref, desc.Digest, v.Images[0].Digest)
+	}
+	if b.Info.Images[0].Digest == v.Images[0].Digest {
+		t.Fatal("the two packages have the same image: the test proves nothing")
+	}
+}
+
+// Finding 10: the limit counts what the signed manifest says the package unpacks to, not only bytes received.
+func TestDeclaredPayloadOverLimit(t *testing.T) {
+	st := storetest.Open(t, store.DialectSQLite)
+	f := newFixture(t, st, 128<<10)
+	// 1 MiB of zeros compresses to a few hundred bytes: the upload is tiny, the payload is not.
+	p := f.pkg(t, "zeros", "1.0.0", 1, 1024)
+	big := withZeroBlob(t, f, p, 1<<20)
+	if fi, _ := os.Stat(big); fi.Size() > 64<<10 {
+		t.Fatalf("the crafted package is %d bytes; it should be far under the 128 KiB limit", fi.Size())
+	}
+	_, err := f.run(t, big)
+	var tl *TooLargeError
+	if !errors.As(err, &tl) || !tl.Unpacked || !strings.Contains(err.Error(), "unpacks to 1.0 MiB") {
+		t.Fatalf("a small package declaring 1 MiB under a 128 KiB limit: %v", err)
+	}
+}
+
+// Finding 5: a failed import's reason and file name are stored cut, however much the client sent.
+func TestStoredTextIsBounded(t *testing.T) {
+	st := storetest.Open(t, store.DialectSQLite)
+	f := newFixture(t, st, 0)
+	ctx := context.Background()
+	rec, err := f.im.Begin(ctx, f.team, f.user, strings.Repeat("名", 200)+".wtapp", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.FileName) > MaxFileNameLength || !strings.HasPrefix(rec.FileName, "名名") {
+		t.Fatalf("file name of %d bytes recorded: %q", len(rec.FileName), rec.FileName)
+	}
+	f.im.fail(ctx, rec, errors.New(strings.Repeat("x", 100000)))
+	got, _ := st.Import(ctx, rec.ID)
+	if len(got.Error) > MaxErrorLength || got.State != store.ImportFailed {
+		t.Fatalf("stored error of %d bytes", len(got.Error))
+	}
+	for in, want := range map[string]string{"../../etc/passwd": "passwd", "C:\\Users\\a.wtapp": "a.wtapp",
+		"a\x00b\nc.wtapp": "abc.wtapp", "..": "", "/": "", "": ""} {
+		if got := CleanFileName(in); got != want {
+			t.Errorf("CleanFileName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// withZeroBlob writes the package at path again with one more blob of n zero bytes, which no image refers to,
+// signed with the fixture's key.
+func withZeroBlob(t *testing.T, f *fixture, path string, n int64) string {
+	t.Helper()
+	br, _, err := bundle.Open(path, bundle.ReadOptions{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Close()
+	m := *br.Manifest
+	var items []bundle.Item
+	for {
+		e, r, err := br.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		it := bundle.BytesItem(e.Path, data)
+		it.Mode = e.Mode
+		items = append(items, it)
+	}
+	h := sha256.New()
+	io.CopyN(h, zeros{}, n)
+	sum := hex.EncodeToString(h.Sum(nil))
+	items = append(items, bundle.Item{
+		Entry: bundle.Entry{Path: "oci/blobs/sha256/" + sum, Size: n, SHA256: sum, Mode: 0o644},
+		Open:  func() (io.ReadCloser, error) { return io.NopCloser(io.LimitReader(zeros{}, n)), nil },
+	})
+	out := filepath.Join(t.TempDir(), "zeros.wtapp")
+	w, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := bundle.Write(context.Background(), w, &m, items, bundle.WriteOptions{Key: f.key}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }

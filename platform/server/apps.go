@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/wutong-paas/wutong-offline/internal/logctx"
 	"github.com/wutong-paas/wutong-offline/platform/api"
@@ -42,7 +43,7 @@ func (s *Server) app(r *http.Request, p *auth.Principal) (*store.App, error) {
 		return nil, err
 	}
 	if !p.Can(auth.Read, a.TeamID) {
-		return nil, forbidden(fmt.Sprintf("app %q belongs to team %q, and you are not a member", a.Key, a.TeamName))
+		return nil, forbidden(fmt.Sprintf("app %q belongs to another team", a.Key))
 	}
 	return a, nil
 }
@@ -132,7 +133,7 @@ func (s *Server) exportVersion(w http.ResponseWriter, r *http.Request, p *auth.P
 	}
 	w.Header().Set("Content-Type", api.MediaPackage)
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%s.wtapp"`, v.AppKey, v.Version))
-	sw := &startedWriter{w: w}
+	sw := &startedWriter{w: w, rc: http.NewResponseController(w), every: s.opts.StallTimeout}
 	if _, err := appkg.Export(r.Context(), sw, v.Model, imgs, appkg.ExportOptions{Remote: ropts, Key: s.opts.ExportKey}); err != nil {
 		err = fmt.Errorf("export %s %s: %w", v.AppKey, v.Version, err)
 		if !sw.started {
@@ -145,13 +146,21 @@ func (s *Server) exportVersion(w http.ResponseWriter, r *http.Request, p *auth.P
 	return nil
 }
 
-// startedWriter notes whether anything was written.
+// startedWriter notes whether anything was written, and holds the download to a minimum rate: each write must
+// finish within every (the connection's write deadline moves before each one).
 type startedWriter struct {
 	w       http.ResponseWriter
+	rc      *http.ResponseController
+	every   time.Duration
+	moved   time.Time
 	started bool
 }
 
 func (s *startedWriter) Write(b []byte) (int, error) {
 	s.started = true
+	if now := time.Now(); now.Sub(s.moved) > time.Second {
+		s.moved = now
+		s.rc.SetWriteDeadline(now.Add(s.every))
+	}
 	return s.w.Write(b)
 }

@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -91,12 +91,23 @@ func newEnv(t *testing.T, st *store.Store, mod func(*Options)) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewUnstartedServer(e.srv.Handler())
-	ts.Config.BaseContext = nil
-	ts.Start()
-	e.url = ts.URL
+	// The real Serve path, with its connection limits and deadlines, on loopback.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.url = "http://" + ln.Addr().String()
+	if opts.TLS != nil {
+		e.url = "https://" + ln.Addr().String()
+	}
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.srv.Serve(sctx, ln) }()
 	t.Cleanup(func() {
-		ts.Close()
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
 		e.srv.Close()
 	})
 	return e

@@ -5,13 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -25,18 +24,43 @@ import (
 )
 
 // route is one API operation: its method and pattern, its name (the OpenAPI operationId and the metrics label),
-// whether it needs a logged-in user, and its handler. A handler returns an error instead of writing one.
+// whether it needs a logged-in user, what body it takes, and its handler. A handler returns an error instead of
+// writing one.
 type route struct {
 	method, pattern, name string
 	public                bool
-	handle                func(w http.ResponseWriter, r *http.Request, p *auth.Principal) error
+	// accepts is the media type the request body must have; "" means the operation takes no body.
+	accepts string
+	// maxBody caps a JSON body. Default 64 KiB.
+	maxBody int64
+	// transfer marks an upload (the body streams in) or a download (the answer streams out); both are held to a
+	// minimum rate instead of RequestTimeout.
+	transfer transfer
+	handle   func(w http.ResponseWriter, r *http.Request, p *auth.Principal) error
 }
+
+type transfer int
+
+const (
+	small    transfer = iota // a JSON request and answer, within RequestTimeout
+	upload                   // the request body streams in: at least transferChunk per StallTimeout
+	download                 // the answer streams out: every write within StallTimeout
+)
+
+// transferChunk is the least an upload must send per StallTimeout (about 8.5 KiB/s with the 30 s default).
+const transferChunk = 256 << 10
 
 type principalKey struct{}
 
-// wrap authenticates the request (unless the route is public) and turns a returned error into problem+json.
+// wrap gives the request its deadlines, refuses cross-site writes and wrong media types, authenticates the request
+// (unless the route is public) and turns a returned error into problem+json.
 func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.deadlines(w, rt)
+		if err := s.checkRequest(w, r, rt); err != nil {
+			s.problem(w, r, err)
+			return
+		}
 		var p *auth.Principal
 		if !rt.public {
 			var err error
@@ -50,6 +74,96 @@ func (s *Server) wrap(rt route) http.Handler {
 			s.problem(w, r, err)
 		}
 	})
+}
+
+// deadlines sets the connection's read and write deadlines for this request. Every route sets both, because a
+// deadline set for one request would otherwise linger on a kept-alive connection into the next.
+func (s *Server) deadlines(w http.ResponseWriter, rt route) {
+	rc := http.NewResponseController(w)
+	now := time.Now()
+	switch rt.transfer {
+	case upload: // extended per chunk by the handler's body reader; the answer's deadline is set once it is read
+		rc.SetReadDeadline(now.Add(s.opts.StallTimeout))
+		rc.SetWriteDeadline(time.Time{})
+	case download: // extended per write by the handler
+		rc.SetReadDeadline(time.Time{})
+		rc.SetWriteDeadline(now.Add(s.opts.StallTimeout))
+	default: // the answer gets a second RequestTimeout, so a request cut while reading still hears why
+		rc.SetReadDeadline(now.Add(s.opts.RequestTimeout))
+		rc.SetWriteDeadline(now.Add(2 * s.opts.RequestTimeout))
+	}
+}
+
+// checkRequest refuses what no operation may receive: a cookie-authenticated write from another site's page (CSRF),
+// and a body that is not the route's media type. JSON bodies are capped.
+func (s *Server) checkRequest(w http.ResponseWriter, r *http.Request, rt route) error {
+	safe := r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions
+	if !safe && !hasBearer(r) {
+		if err := s.checkOrigin(r); err != nil {
+			return err
+		}
+	}
+	if rt.accepts == "" {
+		if !safe && r.ContentLength != 0 {
+			return &api.Problem{Status: http.StatusUnsupportedMediaType, Title: "Unsupported media type", Detail: "this operation takes no request body"}
+		}
+		return nil
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != rt.accepts {
+		return &api.Problem{Status: http.StatusUnsupportedMediaType, Title: "Unsupported media type",
+			Detail: "send the body as " + rt.accepts + " (Content-Type: " + rt.accepts + ")"}
+	}
+	if rt.accepts == api.MediaJSON {
+		limit := rt.maxBody
+		if limit <= 0 {
+			limit = 64 << 10
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+	}
+	return nil
+}
+
+func hasBearer(r *http.Request) bool {
+	scheme, _, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	return ok && strings.EqualFold(scheme, "Bearer")
+}
+
+// checkOrigin refuses a write that a browser sent from a page of another origin. SameSite cookies do not cover
+// this: "site" ignores the port, so an app on a NodePort of the same host counts as same-site. Browsers send
+// Origin on every write and Sec-Fetch-Site over HTTPS; a client that sends neither is not a browser.
+func (s *Server) checkOrigin(r *http.Request) error {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
+		return forbidden("cross-site request refused (Sec-Fetch-Site: " + clip(site, 32) + "): use the console served by this server, or an API token")
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return nil
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if strings.EqualFold(origin, scheme+"://"+r.Host) {
+		return nil
+	}
+	for _, o := range s.opts.AllowedOrigins {
+		if strings.EqualFold(origin, strings.TrimRight(o, "/")) {
+			return nil
+		}
+	}
+	return forbidden("request from another origin (" + clip(origin, 100) + ") refused: use the console served by this server, or an API token; behind a proxy, add its origin with wutong serve --allowed-origin")
+}
+
+// clip quotes s for a message, cut to at most n bytes, so that attacker input cannot make messages large.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return strconv.Quote(s)
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + fmt.Sprintf("…(%d bytes)", len(s))
 }
 
 // authenticate finds the user behind a bearer token or the session cookie.
@@ -124,7 +238,10 @@ func badRequest(detail string) *api.Problem {
 // and answered with a generic message, so that internals do not leak.
 func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
 	p := toProblem(err)
-	if p.Status >= 500 {
+	switch {
+	case p.Status == http.StatusInsufficientStorage:
+		logctx.From(r.Context()).Warn("request failed: disk full", "method", r.Method, "path", r.URL.Path, "err", err)
+	case p.Status >= 500:
 		logctx.From(r.Context()).Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	p.Instance = r.URL.Path
@@ -150,6 +267,8 @@ func toProblem(err error) *api.Problem {
 		large *importer.TooLargeError
 		maxb  *http.MaxBytesError
 		full  *bundle.DiskFullError
+		bad   *bundle.UnsafeEntryError
+		stall *StalledError
 	)
 	switch {
 	case errors.As(err, &p):
@@ -168,29 +287,42 @@ func toProblem(err error) *api.Problem {
 		return &api.Problem{Status: http.StatusUnprocessableEntity, Title: "Package not trusted", Detail: err.Error()}
 	case errors.As(err, &integ):
 		return &api.Problem{Status: http.StatusUnprocessableEntity, Title: "Package damaged or incomplete", Detail: err.Error()}
+	case errors.As(err, &bad):
+		return &api.Problem{Status: http.StatusUnprocessableEntity, Title: "Package refused: unsafe entry", Detail: err.Error()}
+	case errors.As(err, &stall):
+		return &api.Problem{Status: http.StatusRequestTimeout, Title: "Upload stalled", Detail: stall.Error()}
+	case errors.Is(err, auth.ErrBusy):
+		return &api.Problem{Status: http.StatusTooManyRequests, Title: "Server busy",
+			Detail: "the server is checking other logins; try again in a second", RetryAfter: 1}
 	case errors.As(err, &large):
 		return &api.Problem{Status: http.StatusRequestEntityTooLarge, Title: "Package too large", Detail: err.Error()}
 	case errors.As(err, &maxb):
 		return &api.Problem{Status: http.StatusRequestEntityTooLarge, Title: "Request too large", Detail: fmt.Sprintf("the body may be at most %d bytes", maxb.Limit)}
 	case errors.As(err, &full):
-		return &api.Problem{Status: http.StatusInsufficientStorage, Title: "Server disk full", Detail: err.Error()}
+		// Where and how much stay in the server's log: they describe the server, not the request.
+		return &api.Problem{Status: http.StatusInsufficientStorage, Title: "Server disk full",
+			Detail: "the server has too little free space for this package; ask its administrator to free space (the server log says where)"}
 	case errors.Is(err, context.Canceled):
 		return &api.Problem{Status: 499, Title: "Request cancelled"}
 	}
 	return &api.Problem{Status: http.StatusInternalServerError, Title: "Internal error", Detail: "the server failed; its log has the details"}
 }
 
-// decode reads a JSON body of at most 1 MiB into v, refusing unknown fields.
+// decode reads the JSON body into v, refusing unknown fields. The route's media type and size cap were checked and
+// set by checkRequest.
 func decode(r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, _, _ := mime.ParseMediaType(ct); mt != api.MediaJSON {
-			return &api.Problem{Status: http.StatusUnsupportedMediaType, Title: "Unsupported media type", Detail: "send " + api.MediaJSON}
-		}
-	}
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return badRequest("read JSON body: " + err.Error())
+		var maxb *http.MaxBytesError
+		if errors.As(err, &maxb) {
+			return err
+		}
+		msg := err.Error()
+		if len(msg) > 200 {
+			msg = msg[:200] + "…"
+		}
+		return badRequest("read JSON body: " + msg)
 	}
 	return nil
 }
@@ -204,13 +336,7 @@ func reply(w http.ResponseWriter, status int, v any) error {
 }
 
 // clientIP is the peer address (proxies are not trusted for the rate limit).
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
+func clientIP(r *http.Request) string { return hostOf(r.RemoteAddr) }
 
 // metrics are the server's Prometheus series.
 type metrics struct {

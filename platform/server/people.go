@@ -6,8 +6,12 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
+	"github.com/wutong-paas/wutong-offline/internal/logctx"
 	"github.com/wutong-paas/wutong-offline/platform/api"
 	"github.com/wutong-paas/wutong-offline/platform/auth"
 	"github.com/wutong-paas/wutong-offline/platform/store"
@@ -19,10 +23,91 @@ var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
 func checkName(what, n string) error {
 	if !nameRE.MatchString(n) {
 		return &api.Problem{Status: http.StatusUnprocessableEntity, Title: "Invalid " + what + " name",
-			Errors: []api.FieldError{{Path: "name", Message: fmt.Sprintf("%q is not a valid %s name", n, what),
+			Errors: []api.FieldError{{Path: "name", Message: fmt.Sprintf("%s is not a valid %s name", clip(n, 64), what),
 				Fix: "use 1-40 lower-case letters, digits and '-', starting and ending with a letter or digit"}}}
 	}
 	return nil
+}
+
+// maxDisplayName is the longest display name, in characters.
+const maxDisplayName = 100
+
+// checkDisplayName refuses display names that are too long or hold control characters.
+func checkDisplayName(d string) error {
+	bad := utf8.RuneCountInString(d) > maxDisplayName || !utf8.ValidString(d) ||
+		strings.IndexFunc(d, func(r rune) bool { return unicode.IsControl(r) }) >= 0
+	if bad {
+		return &api.Problem{Status: http.StatusUnprocessableEntity, Title: "Invalid display name",
+			Errors: []api.FieldError{{Path: "displayName", Message: fmt.Sprintf("a display name has at most %d characters and no control characters", maxDisplayName),
+				Fix: "shorten it"}}}
+	}
+	return nil
+}
+
+// wrongLogin is the one answer for an unknown user, a disabled one and a wrong password, so names cannot be probed.
+func wrongLogin() error { return unauthorized("wrong user name or password") }
+
+// checkPassword checks password for the user called name, as a login does: the attempt is rate-limited by name
+// and client address (taken before hashing, so concurrent guesses cannot all pass), runs through the gate that
+// bounds concurrent hashes, and takes as long for an unknown name as for a known one. It returns the user, or an
+// error to answer with: 401 for a wrong name or password, 429 when limited or busy.
+func (s *Server) checkPassword(r *http.Request, name, password string) (*store.User, error) {
+	// A name that cannot exist is refused before the limiter sees it, so that made-up names cost no memory.
+	if !nameRE.MatchString(name) || len(password) > auth.MaxPasswordLength {
+		s.metrics.logins.WithLabelValues("wrong").Inc()
+		return nil, wrongLogin()
+	}
+	addr := clientIP(r)
+	res, wait, ok := s.limiter.Reserve(name, addr)
+	if !ok {
+		s.metrics.logins.WithLabelValues("limited").Inc()
+		return nil, &api.Problem{Status: http.StatusTooManyRequests, Title: "Too many failed logins",
+			Detail: fmt.Sprintf("wait %s before trying again", wait), RetryAfter: int(wait.Seconds())}
+	}
+	release, err := s.gate.Enter(r.Context(), addr, s.known.Has(addr))
+	if err != nil {
+		res.Cancel()
+		s.metrics.logins.WithLabelValues("busy").Inc()
+		return nil, err
+	}
+	u, err := s.store.UserByName(r.Context(), name)
+	hash := s.dummy
+	switch {
+	case err == nil && !u.Disabled:
+		hash = u.PasswordHash
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		release()
+		res.Cancel()
+		return nil, fmt.Errorf("look up user: %w", err)
+	}
+	err = auth.Check(hash, password)
+	release()
+	if errors.Is(err, auth.ErrMismatch) || (err == nil && hash == s.dummy) {
+		res.Failed()
+		s.metrics.logins.WithLabelValues("wrong").Inc()
+		return nil, wrongLogin()
+	}
+	if err != nil {
+		res.Cancel()
+		return nil, fmt.Errorf("check password: %w", err)
+	}
+	res.Succeeded()
+	s.known.Add(addr)
+	return u, nil
+}
+
+// hash hashes a new password through the gate that bounds concurrent hashes.
+func (s *Server) hash(r *http.Request, password string) (string, error) {
+	if err := auth.CheckPasswordPolicy(password); err != nil {
+		return "", &api.Problem{Status: http.StatusUnprocessableEntity, Title: "Password refused", Detail: err.Error()}
+	}
+	addr := clientIP(r)
+	release, err := s.gate.Enter(r.Context(), addr, s.known.Has(addr))
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	return s.opts.Hasher.Hash(password)
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *auth.Principal) error {
@@ -30,28 +115,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *auth.Principal
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	keys := []string{"user:" + in.Username, "ip:" + clientIP(r)}
-	if ok, wait := s.limiter.Allow(keys...); !ok {
-		s.metrics.logins.WithLabelValues("limited").Inc()
-		return &api.Problem{Status: http.StatusTooManyRequests, Title: "Too many failed logins",
-			Detail: fmt.Sprintf("wait %s before trying again", wait), RetryAfter: int(wait.Seconds())}
+	u, err := s.checkPassword(r, in.Username, in.Password)
+	if err != nil {
+		return err
 	}
 	ctx := r.Context()
-	u, err := s.store.UserByName(ctx, in.Username)
-	if err == nil && !u.Disabled {
-		err = auth.Check(u.PasswordHash, in.Password)
-	} else if err == nil {
-		err = auth.ErrMismatch
-	}
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, auth.ErrMismatch) {
-		s.limiter.Fail(keys...)
-		s.metrics.logins.WithLabelValues("wrong").Inc()
-		// One answer for an unknown user and a wrong password, so names cannot be probed.
-		return unauthorized("wrong user name or password")
-	}
-	if err != nil {
-		return fmt.Errorf("log in: %w", err)
-	}
 	secret, hash := auth.NewToken()
 	exp := time.Now().Add(s.opts.SessionTTL)
 	if err := s.store.CreateToken(ctx, &store.Token{UserID: u.ID, Name: "session " + clientIP(r), Kind: "session", Hash: hash, ExpiresAt: exp}); err != nil {
@@ -97,28 +165,53 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, p *auth.Principal) e
 	return reply(w, http.StatusOK, u)
 }
 
+// changePassword checks the current password like a login does (rate-limited, gated), sets the new one, and revokes
+// every other session and API token of the user: whoever else held one must log in with the new password.
 func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	var in api.PasswordChange
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	if err := auth.Check(p.User.PasswordHash, in.Current); err != nil {
-		if errors.Is(err, auth.ErrMismatch) {
+	if _, err := s.checkPassword(r, p.User.Name, in.Current); err != nil {
+		var pr *api.Problem
+		if errors.As(err, &pr) && pr.Status == http.StatusUnauthorized {
 			return forbidden("the current password is wrong")
 		}
 		return err
 	}
-	hash, err := s.opts.Hasher.Hash(in.New)
+	hash, err := s.hash(r, in.New)
 	if err != nil {
-		return &api.Problem{Status: http.StatusUnprocessableEntity, Title: "Password refused", Detail: err.Error()}
+		return err
 	}
 	u := p.User
 	u.PasswordHash = hash
 	if err := s.store.UpdateUser(r.Context(), &u); err != nil {
 		return fmt.Errorf("change password: %w", err)
 	}
+	n, err := s.store.DeleteTokensOf(r.Context(), u.ID, p.TokenID)
+	if err != nil {
+		return fmt.Errorf("revoke the other sessions: %w", err)
+	}
+	logctx.From(r.Context()).Info("password changed; other sessions and tokens revoked", "user", u.Name, "revoked", n)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// revokeUserTokens revokes every session and API token of a user: an administrator's answer to a lost laptop.
+func (s *Server) revokeUserTokens(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	if !p.Can(auth.ManageUsers, 0) {
+		return forbidden("only administrators may revoke another user's tokens")
+	}
+	u, err := s.store.UserByName(r.Context(), r.PathValue("user"))
+	if err != nil {
+		return err
+	}
+	n, err := s.store.DeleteTokensOf(r.Context(), u.ID, 0)
+	if err != nil {
+		return fmt.Errorf("revoke tokens: %w", err)
+	}
+	logctx.From(r.Context()).Info("all sessions and tokens of a user revoked", "user", u.Name, "by", p.User.Name, "revoked", n)
+	return reply(w, http.StatusOK, api.Revoked{Revoked: n})
 }
 
 func apiToken(t store.Token) api.Token {
@@ -151,9 +244,13 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	if in.Name == "" || len(in.Name) > 100 || in.TTLHours < 0 {
+	if in.Name == "" || len(in.Name) > 100 || checkDisplayName(in.Name) != nil {
 		return &api.Problem{Status: http.StatusUnprocessableEntity, Title: "Invalid token",
-			Errors: []api.FieldError{{Path: "name", Message: "a token needs a name of 1-100 characters and a ttlHours ≥ 0", Fix: `e.g. {"name": "ci", "ttlHours": 720}`}}}
+			Errors: []api.FieldError{{Path: "name", Message: "a token needs a name of 1-100 characters without control characters", Fix: `e.g. {"name": "ci", "ttlHours": 720}`}}}
+	}
+	if in.TTLHours < 0 || in.TTLHours > api.MaxTokenTTLHours {
+		return &api.Problem{Status: http.StatusUnprocessableEntity, Title: "Invalid token",
+			Errors: []api.FieldError{{Path: "ttlHours", Message: fmt.Sprintf("ttlHours must be 0 (never expires) to %d (ten years)", api.MaxTokenTTLHours), Fix: `e.g. {"name": "ci", "ttlHours": 720}`}}}
 	}
 	secret, hash := auth.NewToken()
 	t := store.Token{UserID: p.User.ID, Name: in.Name, Kind: "api", Hash: hash}
@@ -206,13 +303,16 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	if err := checkName("user", in.Name); err != nil {
 		return err
 	}
+	if err := checkDisplayName(in.DisplayName); err != nil {
+		return err
+	}
 	pw, generated := in.Password, in.Password == ""
 	if generated {
 		pw = auth.GeneratePassword()
 	}
-	hash, err := s.opts.Hasher.Hash(pw)
+	hash, err := s.hash(r, pw)
 	if err != nil {
-		return &api.Problem{Status: http.StatusUnprocessableEntity, Title: "Password refused", Detail: err.Error()}
+		return err
 	}
 	u := store.User{Name: in.Name, DisplayName: in.DisplayName, PasswordHash: hash, Admin: in.Admin}
 	if err := s.store.CreateUser(r.Context(), &u); err != nil {
@@ -254,6 +354,9 @@ func (s *Server) createTeam(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	if err := checkName("team", in.Name); err != nil {
 		return err
 	}
+	if err := checkDisplayName(in.DisplayName); err != nil {
+		return err
+	}
 	t := store.Team{Name: in.Name, DisplayName: in.DisplayName}
 	if err := s.store.CreateTeam(r.Context(), &t); err != nil {
 		return err
@@ -267,16 +370,16 @@ func (s *Server) team(r *http.Request, p *auth.Principal, act auth.Action) (*sto
 	name := r.PathValue("team")
 	t, err := s.store.TeamByName(r.Context(), name)
 	if errors.Is(err, store.ErrNotFound) && !p.User.Admin {
-		return nil, forbidden(fmt.Sprintf("you are not a member of team %q", name))
+		return nil, forbidden(fmt.Sprintf("you are not a member of team %s", clip(name, 64)))
 	}
 	if err != nil {
 		return nil, err
 	}
 	if !p.Can(act, t.ID) {
 		if p.Can(auth.Read, t.ID) {
-			return nil, forbidden(fmt.Sprintf("your role in team %q does not allow %s", name, act))
+			return nil, forbidden(fmt.Sprintf("your role in team %s does not allow %s", clip(name, 64), act))
 		}
-		return nil, forbidden(fmt.Sprintf("you are not a member of team %q", name))
+		return nil, forbidden(fmt.Sprintf("you are not a member of team %s", clip(name, 64)))
 	}
 	return t, nil
 }

@@ -18,32 +18,33 @@ func (s *Server) routeTable() []route {
 		{method: "GET", pattern: "/metrics", name: "metrics", public: true, handle: s.serveMetrics},
 		{method: "GET", pattern: p + "/openapi.json", name: "openapi", public: true, handle: serveOpenAPI},
 
-		{method: "POST", pattern: p + "/login", name: "login", public: true, handle: s.login},
+		{method: "POST", pattern: p + "/login", name: "login", public: true, accepts: api.MediaJSON, maxBody: 8 << 10, handle: s.login},
 		{method: "POST", pattern: p + "/logout", name: "logout", handle: s.logout},
 		{method: "GET", pattern: p + "/me", name: "me", handle: s.me},
-		{method: "POST", pattern: p + "/me/password", name: "changePassword", handle: s.changePassword},
+		{method: "POST", pattern: p + "/me/password", name: "changePassword", accepts: api.MediaJSON, handle: s.changePassword},
 
 		{method: "GET", pattern: p + "/tokens", name: "listTokens", handle: s.listTokens},
-		{method: "POST", pattern: p + "/tokens", name: "createToken", handle: s.createToken},
+		{method: "POST", pattern: p + "/tokens", name: "createToken", accepts: api.MediaJSON, handle: s.createToken},
 		{method: "DELETE", pattern: p + "/tokens/{id}", name: "deleteToken", handle: s.deleteToken},
 
 		{method: "GET", pattern: p + "/users", name: "listUsers", handle: s.listUsers},
-		{method: "POST", pattern: p + "/users", name: "createUser", handle: s.createUser},
+		{method: "POST", pattern: p + "/users", name: "createUser", accepts: api.MediaJSON, handle: s.createUser},
+		{method: "DELETE", pattern: p + "/users/{user}/tokens", name: "revokeUserTokens", handle: s.revokeUserTokens},
 
 		{method: "GET", pattern: p + "/teams", name: "listTeams", handle: s.listTeams},
-		{method: "POST", pattern: p + "/teams", name: "createTeam", handle: s.createTeam},
+		{method: "POST", pattern: p + "/teams", name: "createTeam", accepts: api.MediaJSON, handle: s.createTeam},
 		{method: "GET", pattern: p + "/teams/{team}", name: "getTeam", handle: s.getTeam},
 		{method: "GET", pattern: p + "/teams/{team}/members", name: "listMembers", handle: s.listMembers},
-		{method: "PUT", pattern: p + "/teams/{team}/members/{user}", name: "setMember", handle: s.setMember},
+		{method: "PUT", pattern: p + "/teams/{team}/members/{user}", name: "setMember", accepts: api.MediaJSON, handle: s.setMember},
 		{method: "DELETE", pattern: p + "/teams/{team}/members/{user}", name: "removeMember", handle: s.removeMember},
 
 		{method: "GET", pattern: p + "/apps", name: "listApps", handle: s.listApps},
 		{method: "GET", pattern: p + "/apps/{app}", name: "getApp", handle: s.getApp},
 		{method: "GET", pattern: p + "/apps/{app}/versions", name: "listVersions", handle: s.listVersions},
 		{method: "GET", pattern: p + "/apps/{app}/versions/{version}", name: "getVersion", handle: s.getVersion},
-		{method: "GET", pattern: p + "/apps/{app}/versions/{version}/package", name: "exportVersion", handle: s.exportVersion},
+		{method: "GET", pattern: p + "/apps/{app}/versions/{version}/package", name: "exportVersion", transfer: download, handle: s.exportVersion},
 
-		{method: "POST", pattern: p + "/imports", name: "createImport", handle: s.createImport},
+		{method: "POST", pattern: p + "/imports", name: "createImport", accepts: api.MediaPackage, transfer: upload, handle: s.createImport},
 		{method: "GET", pattern: p + "/imports", name: "listImports", handle: s.listImports},
 		{method: "GET", pattern: p + "/imports/{id}", name: "getImport", handle: s.getImport},
 	}

@@ -6,8 +6,10 @@ package server
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -53,10 +55,30 @@ type Options struct {
 	SessionTTL time.Duration
 	// Hasher hashes passwords. Default auth.DefaultHasher.
 	Hasher auth.Hasher
-	// Limiter limits login attempts. Default 5 failures, then one per 12 s, per user name and per client address.
+	// Limiter limits login attempts: per user name and client address, and per client address, with backoff.
+	// Default auth.Limiter's defaults (5 failures per user and address, 20 per address, then one per 12 s, doubling).
 	Limiter *auth.Limiter
+	// Gate bounds concurrent password checks, each of which holds the hash's memory. Default auth.Gate's defaults
+	// (half the CPUs, 1 or 2, at once; 1 per client address; 16 waiting per lane for up to 3 s; beyond that 429).
+	// Addresses that logged in successfully in the last 7 days wait in the priority lane.
+	Gate *auth.Gate
 	// SecureCookie marks the session cookie Secure (set when serving TLS or behind a TLS proxy).
 	SecureCookie bool
+	// TLS, when set, makes Serve speak HTTPS with it, and marks the session cookie Secure.
+	TLS *tls.Config
+	// AllowedOrigins are further origins (scheme://host[:port]) whose pages may send cookie-authenticated writes,
+	// for a server behind a proxy that rewrites the Host header. The server's own origin is always allowed.
+	AllowedOrigins []string
+	// MaxImports is how many imports may run at once, from upload to recorded version; more are refused with 429.
+	// Default 4.
+	MaxImports int
+	// MaxConns caps the open connections, and MaxConnsPerAddr those from one client address. Defaults 1024 and 64.
+	MaxConns, MaxConnsPerAddr int
+	// RequestTimeout bounds reading a request (and twice it, writing its answer), for every operation but uploads
+	// and downloads. Default 30 s.
+	RequestTimeout time.Duration
+	// StallTimeout cuts an upload or a download that moves less than transferChunk bytes in this long. Default 30 s.
+	StallTimeout time.Duration
 }
 
 // Server serves the platform API. Create it with New; close it with Close.
@@ -66,6 +88,10 @@ type Server struct {
 	ownStore bool
 	importer *importer.Importer
 	limiter  *auth.Limiter
+	gate     *auth.Gate
+	known    auth.KnownAddrs // addresses with a recent successful login: the gate's priority lane
+	dummy    string        // a hash nobody's password matches, checked for unknown users
+	imports  chan struct{} // one token per running import
 	metrics  *metrics
 	registry *prometheus.Registry
 	mux      *http.ServeMux
@@ -89,6 +115,30 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	if opts.Limiter == nil {
 		opts.Limiter = &auth.Limiter{}
+	}
+	if opts.Gate == nil {
+		opts.Gate = &auth.Gate{}
+	}
+	if opts.TLS != nil {
+		opts.SecureCookie = true
+	}
+	if opts.MaxImports <= 0 {
+		opts.MaxImports = 4
+	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = 1024
+	}
+	if opts.MaxConnsPerAddr <= 0 {
+		opts.MaxConnsPerAddr = 64
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = 30 * time.Second
+	}
+	if opts.StallTimeout <= 0 {
+		opts.StallTimeout = 30 * time.Second
+	}
+	if !nameRE.MatchString(opts.AdminUser) {
+		return nil, fmt.Errorf("admin user name %q: use 1-40 lower-case letters, digits and '-', starting and ending with a letter or digit", opts.AdminUser)
 	}
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("make data directory: %w", err)
@@ -124,7 +174,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		closeStore()
 		return nil, err
 	}
-	s := &Server{opts: opts, store: st, ownStore: owned, importer: imp, limiter: opts.Limiter}
+	s := &Server{opts: opts, store: st, ownStore: owned, importer: imp, limiter: opts.Limiter, gate: opts.Gate,
+		dummy: opts.Hasher.DummyHash(), imports: make(chan struct{}, opts.MaxImports)}
 	s.importCtx, s.stop = context.WithCancel(context.WithoutCancel(ctx))
 	if err := s.bootstrap(ctx); err != nil {
 		closeStore()
@@ -184,10 +235,20 @@ func (s *Server) bootstrap(ctx context.Context) error {
 // Handler is the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// Serve serves on ln until ctx ends, then shuts down gracefully (in-flight requests get 10 s).
+// Serve serves on ln until ctx ends, then shuts down gracefully (in-flight requests get 10 s). It caps the open
+// connections (Options.MaxConns, MaxConnsPerAddr), speaks HTTPS when Options.TLS is set, and gives every request
+// deadlines: 10 s for the headers (and the TLS handshake), then those of its route (see wrap).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{Handler: s.mux, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
-		BaseContext: func(net.Listener) context.Context { return ctx }}
+	ln = newLimitListener(ln, s.opts.MaxConns, s.opts.MaxConnsPerAddr)
+	if s.opts.TLS != nil {
+		cfg := s.opts.TLS.Clone()
+		cfg.NextProtos = []string{"http/1.1"} // HTTP/1.1 only: per-request deadlines, and no HTTP/2 attack surface
+		ln = tls.NewListener(ln, cfg)
+	}
+	// Handshake failures and such from clients are the clients' problem: debug level, so an attack cannot flood the log.
+	errLog := slog.NewLogLogger(logctx.From(ctx).Handler(), slog.LevelDebug)
+	hs := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute,
+		MaxHeaderBytes: 64 << 10, ErrorLog: errLog, BaseContext: func(net.Listener) context.Context { return ctx }}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {

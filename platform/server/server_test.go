@@ -191,8 +191,8 @@ func TestAuthz(t *testing.T) {
 		if _, err := importWait(t, alice, pkg, "blue"); problemStatus(err) != 403 {
 			t.Fatalf("import into a foreign team: %v", err)
 		}
-		// The same app key from another team is a conflict, not a takeover.
-		if _, err := importWait(t, alice, pkg, "red"); problemStatus(err) != 409 || !strings.Contains(err.Error(), `team "blue"`) {
+		// The same app key from another team is a conflict, not a takeover; the answer does not name the owner.
+		if _, err := importWait(t, alice, pkg, "red"); problemStatus(err) != 409 || !strings.Contains(err.Error(), "another team") || strings.Contains(err.Error(), "blue") {
 			t.Fatalf("app key of another team: %v", err)
 		}
 		// Admin sees everything.
@@ -351,15 +351,24 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	var doc struct {
 		Paths map[string]map[string]struct {
 			OperationID string `json:"operationId"`
+			RequestBody *struct {
+				Content map[string]any `json:"content"`
+			} `json:"requestBody"`
 		} `json:"paths"`
 	}
 	if err := json.Unmarshal(openAPI, &doc); err != nil {
 		t.Fatal(err)
 	}
-	documented := map[string]string{}
+	documented, bodies := map[string]string{}, map[string]string{}
 	for p, ops := range doc.Paths {
 		for m, op := range ops {
-			documented[strings.ToUpper(m)+" "+p] = op.OperationID
+			k := strings.ToUpper(m) + " " + p
+			documented[k] = op.OperationID
+			if op.RequestBody != nil {
+				for mt := range op.RequestBody.Content {
+					bodies[k] += mt
+				}
+			}
 		}
 	}
 	s := &Server{}
@@ -367,6 +376,10 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		k := r.method + " " + r.pattern
 		if documented[k] != r.name {
 			t.Errorf("route %s (%s) is documented as %q", k, r.name, documented[k])
+		}
+		// The media type the server insists on is the one the document gives (none: the operation takes no body).
+		if bodies[k] != r.accepts {
+			t.Errorf("route %s accepts %q, but openapi.json documents a request body of %q", k, r.accepts, bodies[k])
 		}
 		delete(documented, k)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -102,11 +103,11 @@ func (s *Store) Import(ctx context.Context, id string) (*Import, error) {
 	return im, nil
 }
 
-// Imports returns the imports of the teams in teamIDs (nil: of every team), newest first.
-func (s *Store) Imports(ctx context.Context, teamIDs []int64) ([]Import, error) {
-	out := []Import{}
+// Imports returns the imports of the teams in teamIDs (nil: of every team), newest first: at most limit of them,
+// or all when limit ≤ 0.
+func (s *Store) Imports(ctx context.Context, teamIDs []int64, limit int) ([]Import, error) {
 	if teamIDs != nil && len(teamIDs) == 0 {
-		return out, nil
+		return []Import{}, nil
 	}
 	where, args := "", []any(nil)
 	if teamIDs != nil {
@@ -114,7 +115,38 @@ func (s *Store) Imports(ctx context.Context, teamIDs []int64) ([]Import, error) 
 		list, args = inList(teamIDs)
 		where = " WHERE team_id IN " + list
 	}
-	rows, err := s.query(ctx, s.db, "SELECT "+importColumns+" FROM imports"+where+" ORDER BY created_at DESC, id DESC", args...)
+	q := "SELECT " + importColumns + " FROM imports" + where + " ORDER BY created_at DESC, id DESC"
+	if limit > 0 {
+		q += " LIMIT " + strconv.Itoa(limit)
+	}
+	return s.imports(ctx, q, args...)
+}
+
+// PruneFailedImports deletes a team's failed imports but the newest keep, and returns how many went: a client that
+// keeps sending broken packages must not grow the store without bound.
+func (s *Store) PruneFailedImports(ctx context.Context, teamID int64, keep int) (int, error) {
+	res, err := s.exec(ctx, s.db, `DELETE FROM imports WHERE team_id = ? AND state = ? AND id NOT IN (
+	SELECT id FROM imports WHERE team_id = ? AND state = ? ORDER BY created_at DESC, id DESC LIMIT ?)`,
+		teamID, string(ImportFailed), teamID, string(ImportFailed), keep)
+	if err != nil {
+		return 0, fmt.Errorf("prune failed imports of team %d: %w", teamID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("prune failed imports of team %d: %w", teamID, err)
+	}
+	return int(n), nil
+}
+
+// UnfinishedImports returns every import that is neither done nor failed, oldest first.
+func (s *Store) UnfinishedImports(ctx context.Context) ([]Import, error) {
+	return s.imports(ctx, "SELECT "+importColumns+" FROM imports WHERE state NOT IN (?, ?) ORDER BY created_at, id",
+		string(ImportDone), string(ImportFailed))
+}
+
+func (s *Store) imports(ctx context.Context, query string, args ...any) ([]Import, error) {
+	out := []Import{}
+	rows, err := s.query(ctx, s.db, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list imports: %w", err)
 	}

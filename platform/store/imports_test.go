@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -68,19 +69,45 @@ func TestImports(t *testing.T) {
 		}
 		for _, tt := range []struct {
 			teams []int64
+			limit int
 			want  []string
 		}{
-			{nil, []string{"imp-c", "imp-b", "imp-a"}},
-			{[]int64{ops.ID}, []string{"imp-c", "imp-a"}},
-			{[]int64{dev.ID, ops.ID}, []string{"imp-c", "imp-b", "imp-a"}},
-			{[]int64{}, nil},
-			{[]int64{999}, nil},
+			{nil, 0, []string{"imp-c", "imp-b", "imp-a"}},
+			{nil, 2, []string{"imp-c", "imp-b"}},
+			{[]int64{ops.ID}, 0, []string{"imp-c", "imp-a"}},
+			{[]int64{ops.ID}, 1, []string{"imp-c"}},
+			{[]int64{dev.ID, ops.ID}, -1, []string{"imp-c", "imp-b", "imp-a"}},
+			{[]int64{}, 0, nil},
+			{[]int64{999}, 0, nil},
 		} {
-			list, err := s.Imports(ctx, tt.teams)
+			list, err := s.Imports(ctx, tt.teams, tt.limit)
 			must(t, err)
 			if got := ids(list); !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("Imports(%v) = %v, want %v", tt.teams, got, tt.want)
+				t.Errorf("Imports(%v, %d) = %v, want %v", tt.teams, tt.limit, got, tt.want)
 			}
+		}
+		// a failed, b verifying, c uploading: only b and c are unfinished, oldest first.
+		list, err := s.UnfinishedImports(ctx)
+		must(t, err)
+		if got := ids(list); !reflect.DeepEqual(got, []string{"imp-b", "imp-c"}) {
+			t.Errorf("UnfinishedImports = %v, want [imp-b imp-c]", got)
+		}
+
+		// Pruning keeps a team's newest failed imports, and touches nothing else.
+		for i := range 5 {
+			f := &store.Import{ID: fmt.Sprintf("fail-%d", i), TeamID: ops.ID, UserID: bob.ID, State: store.ImportFailed,
+				CreatedAt: t0.Add(time.Duration(10+i) * time.Second)}
+			must(t, s.CreateImport(ctx, f))
+		}
+		n, err := s.PruneFailedImports(ctx, ops.ID, 2)
+		must(t, err)
+		if n != 4 { // fail-0, fail-1, fail-2 and imp-a (failed above, the oldest)
+			t.Errorf("PruneFailedImports deleted %d, want 4", n)
+		}
+		list, err = s.Imports(ctx, nil, 0)
+		must(t, err)
+		if got := ids(list); !reflect.DeepEqual(got, []string{"imp-c", "fail-4", "fail-3", "imp-b"}) {
+			t.Errorf("after pruning: %v", got)
 		}
 	})
 }

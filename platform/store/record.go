@@ -17,7 +17,7 @@ var errVersionExists = errors.New("version exists")
 // app.Key, app.Name and app.Description) if it is missing, inserts the version and its images, and makes the app's
 // name and description those of its highest version. On success it sets v.ID, v.AppID, v.AppKey and v.CreatedAt.
 //
-// An app owned by another team is a *ConflictError naming that team. A version already recorded with the same
+// An app owned by another team is a *ConflictError; it does not name that team, which the caller may not see. A version already recorded with the same
 // ContentDigest is a no-op: (false, nil). One recorded with another ContentDigest is a *ConflictError: versions are
 // immutable, so changed content needs a new version number. Concurrent calls for the same version insert it once
 // (the database's uniqueness constraint decides); the others see it as already recorded.
@@ -111,15 +111,13 @@ VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (app_key) DO NOTHING`, app.Key, app.Name, 
 		return 0, fmt.Errorf("create app %q: %w", app.Key, err)
 	}
 	var id, owner int64
-	var ownerName string
-	err = s.queryRow(ctx, tx, "SELECT a.id, a.team_id, t.name FROM apps a JOIN teams t ON t.id = a.team_id WHERE a.app_key = ?",
-		app.Key).Scan(&id, &owner, &ownerName)
+	err = s.queryRow(ctx, tx, "SELECT id, team_id FROM apps WHERE app_key = ?", app.Key).Scan(&id, &owner)
 	if err != nil {
 		return 0, fmt.Errorf("look up app %q: %w", app.Key, err)
 	}
 	if owner != teamID {
 		return 0, &ConflictError{What: "app", Key: app.Key,
-			Detail: fmt.Sprintf("the key belongs to team %q; only that team can import versions of it (choose another app key)", ownerName)}
+			Detail: "the key belongs to another team; only that team can import versions of it (choose another app key)"}
 	}
 	return id, nil
 }

@@ -106,6 +106,20 @@ func (s *Store) DeleteToken(ctx context.Context, userID, id int64) error {
 	return rowsAffected(res, fmt.Sprintf("token %d of user %d", id, userID))
 }
 
+// DeleteTokensOf deletes every session and API token of userID except the token keep (0: keep none) and returns
+// how many went. A password change and an administrator's "revoke all" use it.
+func (s *Store) DeleteTokensOf(ctx context.Context, userID, keep int64) (int, error) {
+	res, err := s.exec(ctx, s.db, "DELETE FROM tokens WHERE user_id = ? AND id <> ?", userID, keep)
+	if err != nil {
+		return 0, fmt.Errorf("delete tokens of user %d: %w", userID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("delete tokens of user %d: %w", userID, err)
+	}
+	return int(n), nil
+}
+
 // TouchToken records that token id was used at at.
 func (s *Store) TouchToken(ctx context.Context, id int64, at time.Time) error {
 	res, err := s.exec(ctx, s.db, "UPDATE tokens SET last_used_at = ? WHERE id = ?", dbTime(at), id)

@@ -89,5 +89,33 @@ func TestTokens(t *testing.T) {
 		if len(left) != 1 || left[0].Hash != "cc33" {
 			t.Errorf("ann's tokens = %+v, want her one token", left)
 		}
+
+		// DeleteTokensOf: every token of the user but the one kept; other users' untouched.
+		var bobs []*store.Token
+		for i, h := range []string{"k1", "k2", "k3"} {
+			tk := &store.Token{UserID: bob.ID, Name: h, Kind: []string{store.TokenSession, store.TokenAPI}[i%2], Hash: h}
+			must(t, s.CreateToken(ctx, tk))
+			bobs = append(bobs, tk)
+		}
+		n, err = s.DeleteTokensOf(ctx, bob.ID, bobs[1].ID)
+		must(t, err)
+		if n != 2 {
+			t.Errorf("DeleteTokensOf deleted %d, want 2", n)
+		}
+		left, err = s.TokensOf(ctx, bob.ID)
+		must(t, err)
+		if len(left) != 1 || left[0].ID != bobs[1].ID {
+			t.Errorf("bob's tokens after DeleteTokensOf = %+v, want only %d", left, bobs[1].ID)
+		}
+		n, err = s.DeleteTokensOf(ctx, bob.ID, 0)
+		must(t, err)
+		if n != 1 {
+			t.Errorf("DeleteTokensOf(keep none) deleted %d, want 1", n)
+		}
+		left, err = s.TokensOf(ctx, ann.ID)
+		must(t, err)
+		if len(left) != 1 {
+			t.Errorf("ann lost tokens: %+v", left)
+		}
 	})
 }
