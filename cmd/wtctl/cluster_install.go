@@ -185,22 +185,24 @@ func runInstall(c *cobra.Command, f *installFlags, cl *cluster.Cluster, only []s
 		return fmt.Errorf("read the cluster's summary: %w", err)
 	}
 	if s != nil {
-		printInstallSummary(c.OutOrStdout(), s)
+		var pa *pipeline.PlatformAccess
+		if s.PlatformURL != "" {
+			a := in.PlatformAccess()
+			pa = &a
+		}
+		printInstallSummary(c.OutOrStdout(), s, pa)
 	}
 	return nil
 }
 
-// printInstallSummary prints the nodes, the version, the kubeconfig and what to do next.
-func printInstallSummary(w io.Writer, s *pipeline.Summary) {
+// printInstallSummary prints the nodes, the version, the kubeconfig and what to do next; pa is how to reach the
+// platform, nil when it was not installed.
+func printInstallSummary(w io.Writer, s *pipeline.Summary, pa *pipeline.PlatformAccess) {
 	zh := i18n.FromEnv() == i18n.ZH
 	fmt.Fprintf(w, "\nKubernetes %s\n", s.Version)
 	printNodes(w, s.Nodes)
-	if s.PlatformURL != "" {
-		if zh {
-			fmt.Fprintf(w, "\n梧桐平台：%s\n管理员 admin 的密码：\n  %s\n", s.PlatformURL, s.PasswordCommand)
-		} else {
-			fmt.Fprintf(w, "\nWutong platform: %s\nThe password of user admin:\n  %s\n", s.PlatformURL, s.PasswordCommand)
-		}
+	if pa != nil {
+		printPlatformAccess(w, *pa, zh)
 	}
 	if s.Kubeconfig != "" {
 		if zh {
@@ -208,5 +210,25 @@ func printInstallSummary(w io.Writer, s *pipeline.Summary) {
 		} else {
 			fmt.Fprintf(w, "\nkubeconfig (0600): %s\nNext:\n  export KUBECONFIG=%s\n  kubectl get pods -A\n  wtctl cluster status -f cluster.yaml\n", s.Kubeconfig, s.Kubeconfig)
 		}
+	}
+}
+
+// printPlatformAccess prints the platform's URL, the CA file to trust (HTTPS), the login command and how to read
+// the admin password.
+func printPlatformAccess(w io.Writer, pa pipeline.PlatformAccess, zh bool) {
+	switch {
+	case zh && pa.HTTPS:
+		fmt.Fprintf(w, "\n梧桐平台：%s\n它以 HTTPS 提供服务，证书由集群 CA 签发；请在浏览器与客户端中信任本机上的 CA 文件：\n  %s\n", pa.URL, pa.CAFile)
+	case zh:
+		fmt.Fprintf(w, "\n梧桐平台：%s\n注意：它以明文 HTTP 提供服务（spec.platform.insecureHTTP），密码与会话令牌在网络上不加密\n", pa.URL)
+	case pa.HTTPS:
+		fmt.Fprintf(w, "\nWutong platform: %s\nIt serves HTTPS with a certificate from the cluster CA; trust this CA file (on this machine) in browsers and clients:\n  %s\n", pa.URL, pa.CAFile)
+	default:
+		fmt.Fprintf(w, "\nWutong platform: %s\nNote: it serves plain HTTP (spec.platform.insecureHTTP): passwords and session tokens cross the network unencrypted\n", pa.URL)
+	}
+	if zh {
+		fmt.Fprintf(w, "以 admin 登录：\n  %s\n管理员 admin 的密码：\n  %s\n", pa.Login, pa.PasswordCommand)
+	} else {
+		fmt.Fprintf(w, "Log in as admin:\n  %s\nThe password of user admin:\n  %s\n", pa.Login, pa.PasswordCommand)
 	}
 }

@@ -197,6 +197,11 @@ type Platform struct {
 	NodePort int `yaml:"nodePort,omitempty"`
 	// StorageSize is the size of the platform's data volume. Default: 10Gi.
 	StorageSize string `yaml:"storageSize,omitempty"`
+	// InsecureHTTP serves the platform over plain HTTP: passwords and session tokens then cross the network in
+	// the clear and the session cookie is not Secure, so use it only behind a TLS proxy. Default: false, HTTPS
+	// with a certificate from the cluster CA (WORKDIR/pki/ca.crt) for every node's addresses and names and the
+	// platform's in-cluster service names.
+	InsecureHTTP bool `yaml:"insecureHTTP,omitempty"`
 }
 
 // Platform defaults.

@@ -104,6 +104,9 @@ func TestParseFull(t *testing.T) {
 	if c.Spec.Registry.Password.Reveal() != "registry-pw" || c.Spec.Registry.Password.Env() != "WT_REGISTRY_PASSWORD" {
 		t.Error("registry password not resolved")
 	}
+	if p := c.Spec.Platform; !p.IsEnabled() || p.NodePort != 30443 || p.StorageSize != "20Gi" || p.InsecureHTTP {
+		t.Errorf("platform %+v", p)
+	}
 }
 
 func TestParseMinimalDefaults(t *testing.T) {
@@ -117,8 +120,8 @@ func TestParseMinimalDefaults(t *testing.T) {
 	if r := s.Registry; r.Port != 5443 || r.Domain != "registry.wutong.local" || r.Username != "admin" || !r.Password.IsZero() {
 		t.Errorf("registry defaults %+v", r)
 	}
-	if !s.Platform.IsEnabled() || s.Workdir != ".wutong/mini" {
-		t.Errorf("platform %v workdir %q", s.Platform.IsEnabled(), s.Workdir)
+	if p := s.Platform; !p.IsEnabled() || p.NodePort != DefaultPlatformNodePort || p.StorageSize != DefaultPlatformStorageSize || p.InsecureHTTP || s.Workdir != ".wutong/mini" {
+		t.Errorf("platform %+v (want HTTPS by default) workdir %q", p, s.Workdir)
 	}
 	abs, _ := filepath.Abs("testdata/.wutong/mini")
 	if c.WorkdirPath() != abs {

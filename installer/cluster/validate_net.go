@@ -116,6 +116,10 @@ func (k *checker) platform(c *Cluster) {
 	if q, err := resource.ParseQuantity(pl.StorageSize); err != nil || q.Sign() <= 0 {
 		k.errorf(p+".storageSize", "%q is not a size: use a Kubernetes quantity such as 10Gi (default %s)", pl.StorageSize, DefaultPlatformStorageSize)
 	}
+	if pl.InsecureHTTP && pl.IsEnabled() {
+		k.warnf(p+".insecureHTTP", "the platform serves plain HTTP: passwords and session tokens cross the network in the clear; "+
+			"remove insecureHTTP to serve HTTPS with a certificate from the cluster CA, unless a TLS proxy sits in front")
+	}
 }
 
 var (

@@ -1,10 +1,15 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"net"
+	"path/filepath"
 	"strconv"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -19,7 +24,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/scheme"
 
+	"github.com/wutong-paas/wutong-offline/installer/cluster"
 	"github.com/wutong-paas/wutong-offline/installer/engine"
+	"github.com/wutong-paas/wutong-offline/installer/remote"
 	"github.com/wutong-paas/wutong-offline/internal/password"
 )
 
@@ -31,9 +38,14 @@ const (
 	PlatformNamespace = "wutong-system"
 	// PlatformAdminSecret holds the first admin's generated password (key "password").
 	PlatformAdminSecret = "wutong-admin"
-	platformName        = "wutong"
-	platformPort        = 8080
-	platformDataDir     = "/var/lib/wutong"
+	// PlatformTLSSecret holds the platform's server certificate and key (type kubernetes.io/tls).
+	PlatformTLSSecret = "wutong-tls"
+	platformName      = "wutong"
+	platformPort      = 8080
+	platformDataDir   = "/var/lib/wutong"
+	platformTLSDir    = "/etc/wutong/tls"
+	// platformCertAnnotation on the pod template is the sha256 of the certificate, so a new one restarts the pod.
+	platformCertAnnotation = "wutong.io/tls-cert-sha256"
 )
 
 // platformImage is the bundle's platform image, or "" when it carries none.
@@ -47,14 +59,65 @@ func (in *Install) platformImage() string {
 	return ""
 }
 
-// PlatformURL is where the platform answers once installed: the first control plane's address on the node port.
+// PlatformURL is where the platform answers once installed: the first control plane's address on the node port,
+// https unless spec.platform.insecureHTTP.
 func (in *Install) PlatformURL() string {
-	return "http://" + in.firstControlPlane().Address + ":" + strconv.Itoa(in.Cluster.Spec.Platform.NodePort)
+	scheme := "https://"
+	if in.Cluster.Spec.Platform.InsecureHTTP {
+		scheme = "http://"
+	}
+	return scheme + net.JoinHostPort(in.firstControlPlane().Address, strconv.Itoa(in.Cluster.Spec.Platform.NodePort))
+}
+
+// PlatformAccess is how a person reaches the installed platform, for the install summary.
+type PlatformAccess struct {
+	URL string
+	// HTTPS is false with spec.platform.insecureHTTP.
+	HTTPS bool
+	// CAFile is the cluster CA on this machine, which signed the platform's certificate: the file to trust.
+	// Empty with spec.platform.insecureHTTP.
+	CAFile string
+	// Login is the wtctl command that logs in as admin; PasswordCommand prints the admin's password.
+	Login, PasswordCommand string
+}
+
+// PlatformAccess says where the platform answers, what to trust, and how to log in.
+func (in *Install) PlatformAccess() PlatformAccess {
+	a := PlatformAccess{URL: in.PlatformURL(), HTTPS: !in.Cluster.Spec.Platform.InsecureHTTP, PasswordCommand: PlatformPasswordHint()}
+	a.Login = "wtctl app login " + a.URL + " --user admin"
+	if a.HTTPS && in.Workdir != "" {
+		a.CAFile = filepath.Join(in.Workdir, PKIDir, CAFile)
+		a.Login += " --ca-cert " + remote.Quote(a.CAFile)
+	}
+	return a
+}
+
+// platformHosts are the names the platform's certificate is for: every node's address, internal address and
+// name (a node port answers on every node), then the Service's names in the cluster.
+func (in *Install) platformHosts() []string {
+	var hosts []string
+	for _, h := range in.Cluster.Spec.Hosts {
+		hosts = addHosts(hosts, h.Address, h.InternalAddress, h.Name)
+	}
+	domain := cmp.Or(in.Cluster.Spec.Kubernetes.DNSDomain, cluster.DefaultDNSDomain)
+	svc := platformName + "." + PlatformNamespace
+	return addHosts(hosts, platformName, svc, svc+".svc", svc+".svc."+domain)
+}
+
+// platformCert is the platform's server certificate from the cluster CA, kept as WORKDIR/pki/platform.crt,
+// platform.key and platform.hosts (0600) and issued again only when the hosts change or it nears its expiry.
+func (in *Install) platformCert(workdir string) (certPEM, keyPEM []byte, err error) {
+	ca, err := in.clusterCA(workdir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("platform: %w", err)
+	}
+	return serverCert(ca, filepath.Join(workdir, PKIDir), "platform", in.platformHosts())
 }
 
 // platformPhase deploys the platform into wutong-system with server-side apply: its Secrets (the generated admin
-// password, the registry login), a ConfigMap of the cluster CA and the trusted package signers, RBAC, a data
-// volume, the Deployment and a NodePort Service; then it waits until the platform is available.
+// password, the registry login, and the server certificate from the cluster CA unless spec.platform.insecureHTTP),
+// a ConfigMap of the cluster CA and the trusted package signers, RBAC, a data volume, the Deployment and a
+// NodePort Service; then it waits until the platform is available.
 type platformPhase struct{ in *Install }
 
 func (platformPhase) Title() string { return "platform" }
@@ -75,7 +138,11 @@ func (p platformPhase) DryRun(ctx context.Context, env *engine.Env) error {
 		node.Logf("%s", why)
 		return nil
 	}
-	node.Logf("dry run: would deploy %s into namespace %s and publish it on %s", p.in.platformImage(), PlatformNamespace, p.in.PlatformURL())
+	how := "HTTPS with a certificate from the cluster CA"
+	if p.in.Cluster.Spec.Platform.InsecureHTTP {
+		how = "plain HTTP (spec.platform.insecureHTTP)"
+	}
+	node.Logf("dry run: would deploy %s into namespace %s and publish it on %s, %s", p.in.platformImage(), PlatformNamespace, p.in.PlatformURL(), how)
 	return nil
 }
 
@@ -106,13 +173,27 @@ func (p platformPhase) Run(ctx context.Context, env *engine.Env) error {
 	if adminPassword == "" {
 		adminPassword = password.Generate()
 	}
-	objs, err := in.platformObjects(adminPassword, cr.user, cr.password, cr.caPEM)
+	sec := platformSecrets{adminPassword: adminPassword, regUser: cr.user, regPassword: cr.password, caPEM: cr.caPEM}
+	insecure := in.Cluster.Spec.Platform.InsecureHTTP
+	if !insecure {
+		if sec.certPEM, sec.keyPEM, err = in.platformCert(in.Workdir); err != nil {
+			return err
+		}
+	}
+	objs, err := in.platformObjects(sec)
 	if err != nil {
 		return err
 	}
 	for _, o := range objs {
 		if _, err := c.ApplyObject(ctx, o); err != nil {
 			return err
+		}
+	}
+	if insecure {
+		// Switched to plain HTTP: the Deployment no longer mounts the certificate; its key is not left behind.
+		err := c.Kubernetes.CoreV1().Secrets(PlatformNamespace).Delete(ctx, PlatformTLSSecret, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("remove the platform's TLS secret: %w", err)
 		}
 	}
 	node.Logf("deployed %s; waiting until it is available", in.platformImage())
@@ -127,9 +208,20 @@ func (p platformPhase) Run(ctx context.Context, env *engine.Env) error {
 	return nil
 }
 
+// platformSecrets are what the platform's objects carry: the admin password, the registry login, the cluster CA,
+// and the platform's certificate and key (nil with spec.platform.insecureHTTP).
+type platformSecrets struct {
+	adminPassword, regUser, regPassword string
+	caPEM, certPEM, keyPEM              []byte
+}
+
 // platformObjects are the platform's Kubernetes objects, in apply order.
-func (in *Install) platformObjects(adminPassword, regUser, regPassword string, caPEM []byte) ([]*unstructured.Unstructured, error) {
+func (in *Install) platformObjects(sec platformSecrets) ([]*unstructured.Unstructured, error) {
 	spec := in.Cluster.Spec
+	tlsOn := !spec.Platform.InsecureHTTP
+	if tlsOn && (len(sec.certPEM) == 0 || len(sec.keyPEM) == 0) {
+		return nil, fmt.Errorf("platform: no server certificate to serve HTTPS with")
+	}
 	size, err := resource.ParseQuantity(spec.Platform.StorageSize)
 	if err != nil {
 		return nil, fmt.Errorf("spec.platform.storageSize: %w", err)
@@ -138,7 +230,7 @@ func (in *Install) platformObjects(adminPassword, regUser, regPassword string, c
 	meta := func(n string) metav1.ObjectMeta {
 		return metav1.ObjectMeta{Name: n, Namespace: PlatformNamespace, Labels: labels}
 	}
-	trust := map[string]string{"ca.crt": string(caPEM)}
+	trust := map[string]string{"ca.crt": string(sec.caPEM)}
 	for i, k := range in.PlatformKeys {
 		der, err := x509.MarshalPKIXPublicKey(k)
 		if err != nil {
@@ -153,8 +245,38 @@ func (in *Install) platformObjects(adminPassword, regUser, regPassword string, c
 	}
 	one, uid := int32(1), int64(65532)
 	yes := true
+	// Plain HTTP unless TLS is on: then the certificate's Secret, mounted read-only, and HTTPS everywhere.
+	args := []string{"serve", "--data-dir", platformDataDir, "--listen", ":" + strconv.Itoa(platformPort),
+		"--registry", registry, "--registry-user", sec.regUser, "--registry-ca", "/etc/wutong/trust/ca.crt",
+		"--trusted-keys", "/etc/wutong/trust", "--log-format", "json"}
+	scheme, portName, servicePort := corev1.URISchemeHTTP, "http", int32(80)
+	var tlsObjs []runtime.Object
+	var podAnnotations map[string]string
+	mounts := []corev1.VolumeMount{{Name: "data", MountPath: platformDataDir},
+		{Name: "trust", MountPath: "/etc/wutong/trust", ReadOnly: true}, {Name: "tmp", MountPath: "/tmp"}}
+	volumes := []corev1.Volume{
+		{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "wutong-data"}}},
+		{Name: "trust", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "wutong-trust"}}}},
+		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	}
+	if tlsOn {
+		args = append(args, "--tls-cert", platformTLSDir+"/"+corev1.TLSCertKey, "--tls-key", platformTLSDir+"/"+corev1.TLSPrivateKeyKey)
+		scheme, portName, servicePort = corev1.URISchemeHTTPS, "https", 443
+		tlsObjs = []runtime.Object{&corev1.Secret{ObjectMeta: meta(PlatformTLSSecret), Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{corev1.TLSCertKey: sec.certPEM, corev1.TLSPrivateKeyKey: sec.keyPEM}}}
+		sum := sha256.Sum256(sec.certPEM)
+		podAnnotations = map[string]string{platformCertAnnotation: hex.EncodeToString(sum[:])}
+		mounts = append(mounts, corev1.VolumeMount{Name: "tls", MountPath: platformTLSDir, ReadOnly: true})
+		// Readable by the pod's group (fsGroup) only.
+		mode := int32(0o440)
+		volumes = append(volumes, corev1.Volume{Name: "tls", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: PlatformTLSSecret, DefaultMode: &mode}}})
+	} else {
+		args = append(args, "--insecure-http")
+	}
 	probe := func(delay int32) *corev1.Probe {
-		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(platformPort)}},
+		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz",
+			Port: intstr.FromInt32(platformPort), Scheme: scheme}},
 			InitialDelaySeconds: delay, PeriodSeconds: 10, TimeoutSeconds: 5, FailureThreshold: 6}
 	}
 	secretEnv := func(env, secret, key string) corev1.EnvVar {
@@ -164,9 +286,12 @@ func (in *Install) platformObjects(adminPassword, regUser, regPassword string, c
 	objs := []runtime.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: PlatformNamespace, Labels: labels}},
 		&corev1.Secret{ObjectMeta: meta(PlatformAdminSecret), Type: corev1.SecretTypeOpaque,
-			Data: map[string][]byte{"username": []byte("admin"), "password": []byte(adminPassword)}},
+			Data: map[string][]byte{"username": []byte("admin"), "password": []byte(sec.adminPassword)}},
 		&corev1.Secret{ObjectMeta: meta("wutong-registry"), Type: corev1.SecretTypeOpaque,
-			Data: map[string][]byte{"username": []byte(regUser), "password": []byte(regPassword)}},
+			Data: map[string][]byte{"username": []byte(sec.regUser), "password": []byte(sec.regPassword)}},
+	}
+	objs = append(objs, tlsObjs...)
+	objs = append(objs,
 		&corev1.ConfigMap{ObjectMeta: meta("wutong-trust"), Data: trust},
 		&corev1.ServiceAccount{ObjectMeta: meta(platformName)},
 		// The platform deploys apps into team namespaces (the deployer, next): it needs these everywhere.
@@ -189,41 +314,34 @@ func (in *Install) platformObjects(adminPassword, regUser, regPassword string, c
 			// One writer of the SQLite file on a ReadWriteOnce volume: stop the old pod before the new one starts.
 			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": platformName}},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: podAnnotations}, Spec: corev1.PodSpec{
 				ServiceAccountName: platformName,
 				HostAliases:        aliases,
 				SecurityContext:    &corev1.PodSecurityContext{RunAsUser: &uid, RunAsGroup: &uid, FSGroup: &uid, RunAsNonRoot: &yes},
 				Containers: []corev1.Container{{
 					Name:  platformName,
 					Image: in.platformImage(),
-					Args: []string{"serve", "--data-dir", platformDataDir, "--listen", ":" + strconv.Itoa(platformPort),
-						"--registry", registry, "--registry-user", regUser, "--registry-ca", "/etc/wutong/trust/ca.crt",
-						"--trusted-keys", "/etc/wutong/trust", "--log-format", "json"},
+					Args:  args,
 					Env: []corev1.EnvVar{secretEnv("WUTONG_ADMIN_PASSWORD", PlatformAdminSecret, "password"),
 						secretEnv("WUTONG_REGISTRY_PASSWORD", "wutong-registry", "password")},
-					Ports:          []corev1.ContainerPort{{Name: "http", ContainerPort: platformPort}},
+					Ports:          []corev1.ContainerPort{{Name: portName, ContainerPort: platformPort}},
 					ReadinessProbe: probe(5),
 					LivenessProbe:  probe(30),
 					Resources: corev1.ResourceRequirements{
 						Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
 						Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")}},
 					SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: new(bool), ReadOnlyRootFilesystem: &yes},
-					VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: platformDataDir},
-						{Name: "trust", MountPath: "/etc/wutong/trust", ReadOnly: true}, {Name: "tmp", MountPath: "/tmp"}},
+					VolumeMounts:    mounts,
 				}},
-				Volumes: []corev1.Volume{
-					{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "wutong-data"}}},
-					{Name: "trust", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "wutong-trust"}}}},
-					{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-				},
+				Volumes: volumes,
 			}},
 		}},
 		&corev1.Service{ObjectMeta: meta(platformName), Spec: corev1.ServiceSpec{
 			Type:     corev1.ServiceTypeNodePort,
 			Selector: map[string]string{"app.kubernetes.io/name": platformName},
-			Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(platformPort),
+			Ports: []corev1.ServicePort{{Name: portName, Port: servicePort, TargetPort: intstr.FromInt32(platformPort),
 				NodePort: int32(spec.Platform.NodePort)}}}},
-	}
+	)
 	out := make([]*unstructured.Unstructured, 0, len(objs))
 	for _, o := range objs {
 		u, err := toUnstructured(o)

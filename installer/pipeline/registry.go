@@ -19,7 +19,6 @@ import (
 	"github.com/wutong-paas/wutong-offline/installer/payload"
 	"github.com/wutong-paas/wutong-offline/installer/preflight"
 	"github.com/wutong-paas/wutong-offline/installer/remote"
-	"github.com/wutong-paas/wutong-offline/internal/pki"
 )
 
 // Where the registry lives on a registry host, and where every node finds the cluster CA.
@@ -43,46 +42,18 @@ type credentials struct {
 // credentials creates (once) and loads the cluster CA, the registry's server certificate and its htpasswd, under
 // WORKDIR/pki and WORKDIR/registry. Secrets are 0600 in a 0700 directory.
 func (in *Install) credentials(workdir string) (*credentials, error) {
-	if workdir == "" {
-		return nil, errors.New("registry: a workdir is needed to keep the cluster CA")
+	ca, err := in.clusterCA(workdir)
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
 	}
 	c := in.Cluster
-	pkiDir := filepath.Join(workdir, "pki")
-	if err := os.MkdirAll(pkiDir, 0o700); err != nil {
-		return nil, err
-	}
-	caCrt, caKey := filepath.Join(pkiDir, "ca.crt"), filepath.Join(pkiDir, "ca.key")
-	ca, err := pki.LoadCA(caCrt, caKey)
-	if errors.Is(err, fs.ErrNotExist) {
-		if ca, err = pki.NewCA("wutong-offline cluster CA ("+c.Metadata.Name+")", 0); err == nil {
-			err = ca.WriteFiles(caCrt, caKey)
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("cluster CA: %w", err)
-	}
 	hosts := []string{c.Spec.Registry.Domain}
 	for _, h := range c.Registries() {
-		hosts = append(hosts, h.InternalAddress, h.Name)
-		if h.Address != h.InternalAddress {
-			hosts = append(hosts, h.Address)
-		}
+		hosts = addHosts(hosts, h.InternalAddress, h.Name, h.Address)
 	}
-	crt, key := filepath.Join(pkiDir, "registry.crt"), filepath.Join(pkiDir, "registry.key")
-	sans := filepath.Join(pkiDir, "registry.hosts")
-	certPEM, err1 := os.ReadFile(crt)
-	keyPEM, err2 := os.ReadFile(key)
-	had, _ := os.ReadFile(sans)
-	if err1 != nil || err2 != nil || string(had) != strings.Join(hosts, "\n") {
-		if certPEM, keyPEM, err = ca.IssueServer(hosts, 0); err != nil {
-			return nil, fmt.Errorf("registry certificate: %w", err)
-		}
-		if err := pki.WriteKeyPair(crt, key, certPEM, keyPEM); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(sans, []byte(strings.Join(hosts, "\n")), 0o600); err != nil {
-			return nil, err
-		}
+	certPEM, keyPEM, err := serverCert(ca, filepath.Join(workdir, PKIDir), "registry", hosts)
+	if err != nil {
+		return nil, err
 	}
 	cr := &credentials{caPEM: ca.CertPEM, certPEM: certPEM, keyPEM: keyPEM, user: c.Spec.Registry.Username}
 	if cr.user == "" {
