@@ -11,7 +11,7 @@ K8S_ARCH_FLAGS := $(foreach a,$(K8S_ARCHES),--arch $(a))
 
 export CGO_ENABLED = 0
 
-.PHONY: help build build-all test unit fuzz lint cross-test bench bench-upload demo clean
+.PHONY: help build build-all test unit fuzz lint cross-test bench bench-upload bench-login demo clean
 
 help:
 	@echo "make demo        build, sign, verify, inspect, split and extract a demo bundle (offline)"
@@ -19,7 +19,7 @@ help:
 	@echo "make build       bin/wtctl for this machine"
 	@echo "make build-all   dist/wtctl-linux-{amd64,arm64,loong64}, static"
 	@echo "make cross-test  unit tests for arm64 and loong64 under qemu-user-static"
-	@echo "make bench       benchmarks side by side with tar|zstd, sha256sum, skopeo and scp -> docs/benchmarks.md"
+	@echo "make bench       benchmarks side by side with tar|zstd, sha256sum, skopeo and scp, logins under attack -> docs/benchmarks.md"
 	@echo "make e2e         from-source bundle installed on 2 qemu VMs, killed and resumed, checked, reset (root, ~1 h)"
 	@echo "make k8s-bundle  Kubernetes, etcd, coredns, containerd, crictl from source (K8S_ARCHES=\"amd64 loong64\")"
 
@@ -40,6 +40,7 @@ test: lint unit fuzz
 unit:
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run '^TestImportMemoryBounded$$' ./platform/importer/
+	$(GO) test -count=1 -run '^TestUnderAttack$$' ./cmd/wutong/
 
 # Short runs of every fuzz target; longer with FUZZTIME=1000000x. The budget is a count, not a duration: with a
 # duration, Go 1.26's fuzz coordinator can fail a target with "context deadline exceeded" as time runs out, having
@@ -64,7 +65,11 @@ cross-test:
 
 bench: build
 	scripts/bench.sh
+	scripts/bench-login.sh
 	scripts/bench-upload.sh
+
+bench-login:
+	scripts/bench-login.sh
 
 bench-upload:
 	scripts/bench-upload.sh

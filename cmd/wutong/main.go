@@ -55,6 +55,26 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	return root
 }
 
+// plainHTTPAllowed refuses to serve plain HTTP beyond loopback unless asked to: the login password and the session
+// cookie would cross the network in clear text.
+func plainHTTPAllowed(listen string, insecure bool) error {
+	if insecure {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("--listen %q: %w", listen, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("refusing to serve plain HTTP on %q: give --tls-cert and --tls-key (the installer issues them from the cluster CA), "+
+		"listen on loopback only, or pass --insecure-http behind a TLS proxy", listen)
+}
+
 // readSecret reads a secret from a file (first line) or, when file is empty, from the environment variable env.
 func readSecret(file, env string) (string, error) {
 	if file == "" {
@@ -76,6 +96,7 @@ func newServeCmd() *cobra.Command {
 		keyFiles                   []string
 		tlsCert, tlsKey, logFormat string
 		maxUpload                  int64
+		insecureHTTP               bool
 	)
 	c := &cobra.Command{
 		Use:   "serve",
@@ -115,7 +136,18 @@ func newServeCmd() *cobra.Command {
 				opts.ExportKey = ed25519.PrivateKey(k)
 			}
 			opts.MaxUploadBytes = maxUpload << 20
-			opts.SecureCookie = tlsCert != ""
+			if tlsCert != "" {
+				cert, err := tls.LoadX509KeyPair(tlsCert, tlsKey)
+				if err != nil {
+					return fmt.Errorf("load TLS certificate: %w", err)
+				}
+				opts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+			} else if err := plainHTTPAllowed(listen, insecureHTTP); err != nil {
+				return err
+			}
+			if tlsCert == "" && insecureHTTP {
+				log.Warn("INSECURE: serving plain HTTP (--insecure-http): passwords and session cookies cross the network in clear text")
+			}
 			srv, err := server.New(ctx, opts)
 			if err != nil {
 				return err
@@ -124,13 +156,6 @@ func newServeCmd() *cobra.Command {
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return fmt.Errorf("listen: %w", err)
-			}
-			if tlsCert != "" {
-				cert, err := tls.LoadX509KeyPair(tlsCert, tlsKey)
-				if err != nil {
-					return fmt.Errorf("load TLS certificate: %w", err)
-				}
-				ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 			}
 			log.Info("serving", "address", ln.Addr().String(), "tls", tlsCert != "", "version", version, "registry", opts.Registry.Target)
 			return srv.Serve(ctx, ln)
@@ -154,6 +179,9 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&exportKey, "export-sign-key", "", "private key that signs exported packages")
 	f.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate")
 	f.StringVar(&tlsKey, "tls-key", "", "the TLS certificate's key")
+	f.BoolVar(&insecureHTTP, "insecure-http", false, "serve plain HTTP on a non-loopback address (passwords and cookies in clear text; behind a TLS proxy only)")
+	f.StringSliceVar(&opts.AllowedOrigins, "allowed-origin", nil, "further origin (https://host:port) whose pages may send logged-in writes, e.g. a TLS proxy in front (repeatable)")
+	f.IntVar(&opts.MaxImports, "max-imports", 4, "imports that may run at once; more are answered 429")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return c
 }

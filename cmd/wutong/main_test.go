@@ -62,10 +62,11 @@ func (l *lockedLog) String() string {
 	return l.b.String()
 }
 
-func startServer(t *testing.T, dataDir, dsn, registry, keyFile string) *serverProc {
+func startServer(t testing.TB, dataDir, dsn, registry, keyFile string, extra ...string) *serverProc {
 	t.Helper()
 	args := []string{"serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--registry", registry,
 		"--registry-insecure-http", "--key", keyFile}
+	args = append(args, extra...)
 	if dsn != "" {
 		args = append(args, "--store", dsn)
 	}
@@ -267,7 +268,7 @@ func checkInterrupted(t *testing.T, c *client.Client, dataDir string, n int) {
 }
 
 // buildPackage makes a signed package of app "killme" with one two-arch image of a few MiB.
-func buildPackage(t *testing.T, dir, keyFile string) string {
+func buildPackage(t testing.TB, dir, keyFile string) string {
 	t.Helper()
 	layout, err := images.CreateLayout(filepath.Join(dir, "layout"))
 	if err != nil {
@@ -303,4 +304,30 @@ func fileSize(t *testing.T, p string) int64 {
 		t.Fatal(err)
 	}
 	return fi.Size()
+}
+
+// Plain HTTP beyond loopback must be asked for: the password and the session cookie would cross the network.
+func TestPlainHTTPAllowed(t *testing.T) {
+	for _, c := range []struct {
+		listen   string
+		insecure bool
+		ok       bool
+	}{
+		{"127.0.0.1:8080", false, true},
+		{"[::1]:8080", false, true},
+		{"localhost:8080", false, true},
+		{":8080", false, false},
+		{"0.0.0.0:8080", false, false},
+		{"10.99.0.10:8080", false, false},
+		{":8080", true, true},
+		{"nonsense", false, false},
+	} {
+		err := plainHTTPAllowed(c.listen, c.insecure)
+		if (err == nil) != c.ok {
+			t.Errorf("plainHTTPAllowed(%q, %v) = %v, want ok=%v", c.listen, c.insecure, err, c.ok)
+		}
+		if err != nil && c.listen != "nonsense" && !strings.Contains(err.Error(), "--tls-cert") {
+			t.Errorf("the refusal does not say what to do: %v", err)
+		}
+	}
 }
