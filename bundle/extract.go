@@ -163,17 +163,6 @@ func extractInto(ctx context.Context, r *Reader, dir string, res *ExtractResult)
 	}
 }
 
-// checkNoLinkParent refuses a path that would pass through a symlink written earlier in the same archive; together
-// with the lexical checks on link targets and os.Root during extraction, this keeps every write inside the target.
-func checkNoLinkParent(p string, links map[string]bool) error {
-	for d := path.Dir(p); d != "." && d != "/" && d != ".."; d = path.Dir(d) {
-		if links[d] {
-			return &UnsafeEntryError{Entry: p, Reason: fmt.Sprintf("its path goes through symlink %q", d)}
-		}
-	}
-	return nil
-}
-
 func writeError(dir, entry string, err error) error {
 	if errors.Is(err, syscall.ENOSPC) {
 		free, _ := freeSpace(dir)

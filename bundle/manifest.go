@@ -30,9 +30,14 @@ const (
 	SignatureName = "manifest.sig"
 )
 
-// MaxManifestSize bounds the manifest and signature entries, so a hostile archive cannot make a reader allocate
-// without limit before anything is verified.
-const MaxManifestSize = 64 << 20
+// MaxManifestSize and MaxSignatureSize bound the first two entries, which a reader holds in memory before anything
+// is verified, so that a server opening many untrusted archives at once needs little memory for each. A manifest
+// entry takes about 250 bytes, so 8 MiB lists some 30,000 entries, ten times what a cluster bundle needs; a
+// signature entry is a few hundred bytes. Write refuses a manifest that readers would refuse.
+const (
+	MaxManifestSize  = 8 << 20
+	MaxSignatureSize = 4 << 10
+)
 
 // Entry types.
 const (
@@ -94,7 +99,7 @@ func ParseManifest(data []byte) (*Manifest, error) {
 	dec.DisallowUnknownFields()
 	var m Manifest
 	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("parse manifest: %w", err)
+		return nil, fmt.Errorf("parse manifest: %s", clipText(err.Error())) // may quote a field name of any length
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("parse manifest: trailing data after the JSON object")
@@ -122,54 +127,66 @@ var (
 // ValidName reports whether s is usable as a bundle or app name: lower-case letters, digits, '.', '_' and '-'.
 func ValidName(s string) bool { return nameRE.MatchString(s) }
 
-// Validate checks the manifest's own consistency: kind, names, and every entry path safe and unique.
+// Validate checks the manifest's own consistency: kind, names, and every entry path safe and unique. Every symlink
+// target must resolve inside the archive in one hop: no entry lies inside a linked directory, and no link points
+// at or through another link, wherever that link is listed. Unsafe entries are *UnsafeEntryError.
 func (m *Manifest) Validate() error {
 	if m.APIVersion != APIVersion {
-		return fmt.Errorf("manifest apiVersion %q is not supported: this wtctl reads %q; use a matching wtctl", m.APIVersion, APIVersion)
+		return fmt.Errorf("manifest apiVersion %s is not supported: this wtctl reads %q; use a matching wtctl", quoteName(m.APIVersion), APIVersion)
 	}
 	if m.Kind != KindBundle && m.Kind != KindApp {
-		return fmt.Errorf("manifest kind %q is not %q or %q", m.Kind, KindBundle, KindApp)
+		return fmt.Errorf("manifest kind %s is not %q or %q", quoteName(m.Kind), KindBundle, KindApp)
 	}
 	if !ValidName(m.Name) {
-		return fmt.Errorf("manifest name %q is invalid: use lower-case letters, digits, '.', '_' and '-'", m.Name)
+		return fmt.Errorf("manifest name %s is invalid: use lower-case letters, digits, '.', '_' and '-'", quoteName(m.Name))
 	}
 	if m.Version == "" || strings.ContainsAny(m.Version, "/\\ \t\n") {
-		return fmt.Errorf("manifest version %q is invalid", m.Version)
+		return fmt.Errorf("manifest version %s is invalid", quoteName(m.Version))
 	}
 	seen := make(map[string]bool, len(m.Entries))
 	for i := range m.Entries {
 		e := &m.Entries[i]
-		where := fmt.Sprintf("manifest entries[%d] (%q)", i, e.Path)
-		if err := CheckPath(e.Path); err != nil {
-			return fmt.Errorf("%s: %w", where, err)
+		where := func() string { return fmt.Sprintf("manifest entries[%d] (%s)", i, quoteName(e.Path)) }
+		if why := pathProblem(e.Path); why != "" {
+			return fmt.Errorf("manifest entries[%d]: %w", i, &UnsafeEntryError{Entry: e.Path, Reason: "its path " + why})
 		}
 		if e.Path == ManifestName || e.Path == SignatureName {
-			return fmt.Errorf("%s: reserved name", where)
+			return fmt.Errorf("%s: reserved name", where())
 		}
 		if seen[e.Path] {
-			return fmt.Errorf("%s: duplicate path", where)
+			return fmt.Errorf("%s: duplicate path", where())
 		}
 		seen[e.Path] = true
 		if e.Size < 0 {
-			return fmt.Errorf("%s: negative size %d", where, e.Size)
+			return fmt.Errorf("%s: negative size %d", where(), e.Size)
 		}
 		if e.Mode&^0o777 != 0 {
-			return fmt.Errorf("%s: mode %o has bits beyond 0777", where, e.Mode)
+			return fmt.Errorf("%s: mode %o has bits beyond 0777", where(), e.Mode)
 		}
 		switch e.Type {
 		case "", TypeFile:
 			if !sha256RE.MatchString(e.SHA256) {
-				return fmt.Errorf("%s: sha256 %q is not 64 lower-case hex digits", where, e.SHA256)
+				return fmt.Errorf("%s: sha256 %s is not 64 lower-case hex digits", where(), quoteName(e.SHA256))
 			}
 		case TypeSymlink:
 			if e.Size != 0 || e.SHA256 != "" {
-				return fmt.Errorf("%s: a symlink has no size or sha256", where)
-			}
-			if err := CheckLinkTarget(e.Path, e.Target); err != nil {
-				return fmt.Errorf("%s: %w", where, err)
+				return fmt.Errorf("%s: a symlink has no size or sha256", where())
 			}
 		default:
-			return fmt.Errorf("%s: unsupported type %q (want %q or %q)", where, e.Type, TypeFile, TypeSymlink)
+			return fmt.Errorf("%s: unsupported type %s (want %q or %q)", where(), quoteName(e.Type), TypeFile, TypeSymlink)
+		}
+	}
+	links := symlinkSet(m)
+	for i := range m.Entries {
+		e := &m.Entries[i]
+		if err := checkNoLinkParent(e.Path, links); err != nil {
+			return fmt.Errorf("manifest entries[%d]: %w", i, err)
+		}
+		if !e.IsSymlink() {
+			continue
+		}
+		if why := linkProblem(e.Path, e.Target, links); why != "" {
+			return fmt.Errorf("manifest entries[%d]: %w", i, &UnsafeEntryError{Entry: e.Path, Reason: why})
 		}
 	}
 	return nil
@@ -194,34 +211,30 @@ func (m *Manifest) PayloadSize() int64 {
 	return n
 }
 
-// CheckPath refuses entry paths that are not clean, relative, slash-separated paths inside the archive root.
+// CheckPath refuses entry paths that are not clean, relative, slash-separated paths inside the archive root, or
+// longer than MaxNameLength.
 func CheckPath(p string) error {
-	switch {
-	case p == "":
-		return fmt.Errorf("empty path")
-	case strings.HasPrefix(p, "/"):
-		return fmt.Errorf("absolute path %q is not allowed", p)
-	case strings.ContainsRune(p, '\\'), strings.ContainsRune(p, 0):
-		return fmt.Errorf("path %q contains a backslash or NUL", p)
-	case p == ".." || strings.HasPrefix(p, "../") || strings.Contains(p, "/../") || strings.HasSuffix(p, "/.."):
-		return fmt.Errorf("path %q climbs out with '..'", p)
-	case path.Clean(p) != p || p == ".":
-		return fmt.Errorf("path %q is not clean (want %q)", p, path.Clean(p))
+	if why := pathProblem(p); why != "" {
+		return fmt.Errorf("path %s %s", quoteName(p), why)
 	}
 	return nil
 }
 
-// CheckLinkTarget refuses a symlink target that is absolute or resolves outside the archive root.
-func CheckLinkTarget(linkPath, target string) error {
-	if target == "" {
-		return fmt.Errorf("symlink %q has an empty target", linkPath)
+// pathProblem says what is wrong with entry path p, without naming it, or returns "".
+func pathProblem(p string) string {
+	switch {
+	case p == "":
+		return "is empty"
+	case len(p) > MaxNameLength:
+		return fmt.Sprintf("is %d bytes, over the %d-byte limit", len(p), MaxNameLength)
+	case strings.HasPrefix(p, "/"):
+		return "is absolute, which is not allowed"
+	case strings.ContainsRune(p, '\\'), strings.ContainsRune(p, 0):
+		return "contains a backslash or NUL"
+	case p == ".." || strings.HasPrefix(p, "../") || strings.Contains(p, "/../") || strings.HasSuffix(p, "/.."):
+		return "climbs out with '..'"
+	case path.Clean(p) != p || p == ".":
+		return fmt.Sprintf("is not clean (want %s)", quoteName(path.Clean(p)))
 	}
-	if strings.HasPrefix(target, "/") {
-		return fmt.Errorf("symlink %q points to absolute path %q, outside the archive", linkPath, target)
-	}
-	resolved := path.Join(path.Dir(linkPath), target)
-	if resolved == ".." || strings.HasPrefix(resolved, "../") {
-		return fmt.Errorf("symlink %q points to %q, which escapes the archive", linkPath, target)
-	}
-	return nil
+	return ""
 }

@@ -11,7 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"path"
+	"unicode/utf8"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/wutong-paas/wutong-offline/bundle/parts"
@@ -33,8 +33,25 @@ type ReadOptions struct {
 // maxTrailer bounds the zero padding accepted after the end of the tar stream.
 const maxTrailer = 1 << 20
 
+// maxDecoderWindow is the largest zstd window a reader accepts. Write makes independent frames of frameSize
+// (4 MiB), whose window is their content size; 8 MiB also admits a plain zstd stream of the default window, as
+// tests and the zstd command at levels up to 19 write. A decoder allocates its window as soon as a frame starts,
+// so this bounds what a hostile frame header can make a reader allocate.
+const maxDecoderWindow = 8 << 20
+
+// decoderOptions keep a reader's memory small and bounded whatever the input: the window limit (also as the
+// decoded-size limit, which applies to in-memory decoding), no decoding of small in-memory inputs all at once, and
+// two blocks in flight, which keeps decompression overlapped with hashing (see BenchmarkReaderVerify).
+var decoderOptions = []zstd.DOption{
+	zstd.WithDecoderMaxWindow(maxDecoderWindow),
+	zstd.WithDecoderMaxMemory(maxDecoderWindow),
+	zstd.WithDecodeBuffersBelow(0),
+	zstd.WithDecoderLowmem(true),
+	zstd.WithDecoderConcurrency(2),
+}
+
 // Reader streams an archive and checks every entry against the signed manifest: names, order, types, sizes and
-// sha256. It holds only one copy buffer and the manifest in memory.
+// sha256. It holds only one copy buffer, the manifest and the decoder's window (at most maxDecoderWindow) in memory.
 type Reader struct {
 	// Manifest is the archive's manifest, checked against its signature (unless InsecureSkipVerify).
 	Manifest *Manifest
@@ -56,7 +73,7 @@ type Reader struct {
 	index    map[string]int // entry path -> manifest index
 	done     bool
 	buf      []byte
-	links    map[string]bool // symlinks seen so far; no later entry may pass through one
+	links    map[string]bool // every symlink the manifest lists; no entry or link target may pass through one
 	closer   io.Closer
 }
 
@@ -66,19 +83,21 @@ type discard struct{}
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // NewReader reads and checks the manifest and signature at the start of r. It fails with a *TrustError when the
-// signature is not trusted and with an *IntegrityError when the archive is damaged.
+// signature is not trusted and with an *IntegrityError when the archive is damaged or its manifest lists an unsafe
+// entry (then it wraps an *UnsafeEntryError). Before the signature is checked, it holds at most MaxManifestSize,
+// MaxSignatureSize and the decoder's window in memory.
 func NewReader(r io.Reader, opts ReadOptions) (*Reader, error) {
-	zr, err := zstd.NewReader(r, zstd.WithDecoderMaxWindow(128<<20), zstd.WithDecoderMaxMemory(1<<40))
+	zr, err := zstd.NewReader(r, decoderOptions...)
 	if err != nil {
 		return nil, fmt.Errorf("start zstd: %w", err)
 	}
 	br := &Reader{zr: zr, tr: tar.NewReader(zr), progress: opts.Progress}
-	mb, err := br.smallEntry(ManifestName)
+	mb, err := br.smallEntry(ManifestName, MaxManifestSize)
 	if err != nil {
 		zr.Close()
 		return nil, err
 	}
-	sb, err := br.smallEntry(SignatureName)
+	sb, err := br.smallEntry(SignatureName, MaxSignatureSize)
 	if err != nil {
 		zr.Close()
 		return nil, err
@@ -107,13 +126,15 @@ func NewReader(r io.Reader, opts ReadOptions) (*Reader, error) {
 	m, err := ParseManifest(mb)
 	if err != nil {
 		zr.Close()
-		return nil, &IntegrityError{Entry: ManifestName, What: "invalid manifest", Actual: err.Error()}
+		return nil, &IntegrityError{Entry: ManifestName, What: "invalid manifest", Actual: err.Error(), Err: err,
+			Hint: "the archive was not written by wtctl, or was altered; rebuild it with wtctl"}
 	}
 	br.Manifest, br.ManifestBytes, br.Signature, br.SignatureBytes, br.SignerKeyID, br.Trusted = m, mb, sig, sb, keyID, ok
 	br.index = make(map[string]int, len(m.Entries))
 	for i, e := range m.Entries {
 		br.index[e.Path] = i
 	}
+	br.links = symlinkSet(m)
 	return br, nil
 }
 
@@ -126,22 +147,30 @@ func (r *Reader) Close() error {
 	return nil
 }
 
-func (r *Reader) smallEntry(name string) ([]byte, error) {
+// smallEntry reads the next entry, which must be a regular file called name of at most limit bytes, into memory.
+func (r *Reader) smallEntry(name string, limit int64) ([]byte, error) {
 	h, err := r.tr.Next()
 	if err != nil {
 		return nil, r.streamError(name, err)
 	}
+	if err := checkNameLengths(h); err != nil {
+		return nil, err
+	}
 	if h.Name != name {
-		return nil, &IntegrityError{Entry: name, What: "not a Wutong archive, or its first entries are out of order", Expected: name, Actual: h.Name}
+		return nil, &IntegrityError{Entry: name, What: "not a Wutong archive, or its first entries are out of order", Expected: name, Actual: quoteName(h.Name)}
 	}
-	if h.Typeflag != tar.TypeReg || h.Size > MaxManifestSize {
-		return nil, &IntegrityError{Entry: name, What: "bad header", Actual: fmt.Sprintf("type %q, %d bytes (limit %d)", h.Typeflag, h.Size, MaxManifestSize)}
+	if h.Typeflag != tar.TypeReg {
+		return nil, &IntegrityError{Entry: name, What: "bad header", Expected: "a regular file", Actual: describeHeader(h)}
 	}
-	var b bytes.Buffer
-	if _, err := io.Copy(&b, r.tr); err != nil {
+	if h.Size > limit {
+		return nil, &IntegrityError{Entry: name, What: "too large", Actual: fmt.Sprintf("%d bytes, over the %d-byte limit", h.Size, limit),
+			Hint: "wtctl never writes one this large; the archive was not written by wtctl, or was altered"}
+	}
+	b := make([]byte, h.Size)
+	if _, err := io.ReadFull(r.tr, b); err != nil {
 		return nil, r.streamError(name, err)
 	}
-	return b.Bytes(), nil
+	return b, nil
 }
 
 // streamError turns a decoder or tar error into an IntegrityError naming where it happened.
@@ -150,6 +179,10 @@ func (r *Reader) streamError(entry string, err error) error {
 	var pe *parts.PartError
 	if errors.As(err, &ie) || errors.As(err, &pe) {
 		return err // already precise
+	}
+	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		return &IntegrityError{Entry: entry, What: "unsupported compression", Actual: fmt.Sprintf("a zstd frame needs a window larger than %d MiB", maxDecoderWindow>>20),
+			Hint: "wtctl writes frames of 4 MiB; the archive was recompressed by another tool (without --long and at level 19 or below, zstd stays within the limit) or altered"}
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return &IntegrityError{Entry: entry, What: "truncated", Actual: err.Error(), Hint: "the archive ends early; copy it again from the source"}
@@ -201,24 +234,22 @@ func (r *Reader) Next() (*Entry, io.Reader, error) {
 	case i < r.next:
 		return nil, nil, &IntegrityError{Entry: h.Name, What: "duplicate entry", Hint: "the archive was altered after it was built"}
 	case i > r.next:
-		return nil, nil, &IntegrityError{Entry: expected, What: "missing", Hint: fmt.Sprintf("found %s where %s should be; the archive was altered or reordered", h.Name, expected)}
+		return nil, nil, &IntegrityError{Entry: expected, What: "missing", Hint: fmt.Sprintf("found %s in its place; the archive was altered or reordered", quoteName(h.Name))}
 	}
 	e := &r.Manifest.Entries[i]
 	r.next++
+	// The manifest passed the same checks against the same links; they are repeated here, where the entry is
+	// about to be written, so that extraction does not depend on how the Reader was made.
 	if err := checkNoLinkParent(e.Path, r.links); err != nil {
 		return nil, nil, err
 	}
 	if e.IsSymlink() {
 		if h.Typeflag != tar.TypeSymlink || h.Linkname != e.Target {
-			return nil, nil, &IntegrityError{Entry: e.Path, What: "type", Expected: "symlink to " + e.Target, Actual: describeHeader(h)}
+			return nil, nil, &IntegrityError{Entry: e.Path, What: "type", Expected: "symlink to " + quoteName(e.Target), Actual: describeHeader(h)}
 		}
-		if err := checkNoLinkParent(path.Join(path.Dir(e.Path), e.Target), r.links); err != nil {
-			return nil, nil, err
+		if why := linkProblem(e.Path, e.Target, r.links); why != "" {
+			return nil, nil, &UnsafeEntryError{Entry: e.Path, Reason: why}
 		}
-		if r.links == nil {
-			r.links = map[string]bool{}
-		}
-		r.links[e.Path] = true
 		return e, bytes.NewReader(nil), nil
 	}
 	if h.Typeflag != tar.TypeReg {
@@ -256,21 +287,49 @@ func (r *Reader) checkTrailer() error {
 	}
 }
 
+// checkNameLengths refuses entry and link names longer than MaxNameLength before they are used anywhere else. The
+// error holds only the start of the name.
+func checkNameLengths(h *tar.Header) error {
+	switch {
+	case len(h.Name) > MaxNameLength:
+		return &UnsafeEntryError{Entry: shorten(h.Name), Reason: fmt.Sprintf("its name is %d bytes, over the %d-byte limit", len(h.Name), MaxNameLength)}
+	case len(h.Linkname) > MaxNameLength:
+		return &UnsafeEntryError{Entry: h.Name, Reason: fmt.Sprintf("its link target is %d bytes, over the %d-byte limit", len(h.Linkname), MaxNameLength)}
+	}
+	return nil
+}
+
+// shorten keeps the start of an over-long name and marks the cut, so that an error neither holds nor shows all of it.
+func shorten(s string) string {
+	const keep = 128
+	if len(s) <= keep {
+		return s
+	}
+	cut := keep
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
 // checkHeader refuses hostile entry headers before they are compared with the manifest, so the error says what is
 // wrong with the entry rather than only that it is not listed.
 func checkHeader(h *tar.Header) error {
-	if err := CheckPath(h.Name); err != nil {
-		return &UnsafeEntryError{Entry: h.Name, Reason: err.Error()}
+	if err := checkNameLengths(h); err != nil {
+		return err
+	}
+	if why := pathProblem(h.Name); why != "" {
+		return &UnsafeEntryError{Entry: h.Name, Reason: "its path " + why}
 	}
 	switch h.Typeflag {
 	case tar.TypeReg:
 	case tar.TypeSymlink:
-		if err := CheckLinkTarget(h.Name, h.Linkname); err != nil {
-			return &UnsafeEntryError{Entry: h.Name, Reason: err.Error()}
+		if why := linkProblem(h.Name, h.Linkname, nil); why != "" {
+			return &UnsafeEntryError{Entry: h.Name, Reason: why}
 		}
 	case tar.TypeLink:
 		if err := CheckLinkTarget(h.Name, h.Linkname); err != nil || CheckPath(h.Linkname) != nil {
-			return &UnsafeEntryError{Entry: h.Name, Reason: fmt.Sprintf("hardlink to %q escapes the archive", h.Linkname)}
+			return &UnsafeEntryError{Entry: h.Name, Reason: fmt.Sprintf("hardlink to %s escapes the archive", quoteName(h.Linkname))}
 		}
 		return &UnsafeEntryError{Entry: h.Name, Reason: "hardlinks are not allowed in Wutong archives"}
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
@@ -286,9 +345,9 @@ func describeHeader(h *tar.Header) string {
 	case tar.TypeReg:
 		return fmt.Sprintf("regular file of %d bytes", h.Size)
 	case tar.TypeSymlink:
-		return "symlink to " + h.Linkname
+		return "symlink to " + quoteName(h.Linkname)
 	case tar.TypeLink:
-		return "hardlink to " + h.Linkname
+		return "hardlink to " + quoteName(h.Linkname)
 	case tar.TypeChar:
 		return "character device"
 	case tar.TypeBlock:

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -195,6 +196,8 @@ func Sign(manifest []byte, key ed25519.PrivateKey) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
+var keyIDRE = regexp.MustCompile(`^SHA256:[A-Za-z0-9+/]{43}$`)
+
 // ParseSignature decodes the signature entry.
 func ParseSignature(data []byte) (*Signature, error) {
 	var s Signature
@@ -204,7 +207,12 @@ func ParseSignature(data []byte) (*Signature, error) {
 	switch s.Algorithm {
 	case AlgEd25519, AlgNone:
 	default:
-		return nil, fmt.Errorf("parse signature: unsupported algorithm %q", s.Algorithm)
+		return nil, fmt.Errorf("parse signature: unsupported algorithm %s (want %q)", quoteName(s.Algorithm), AlgEd25519)
+	}
+	// The key id is shown and stored (as the signer) even when the key is not trusted, so it must be what
+	// Fingerprint makes.
+	if s.KeyID != "" && !keyIDRE.MatchString(s.KeyID) {
+		return nil, fmt.Errorf("parse signature: keyId %s is not a key fingerprint (SHA256: and 43 base64 characters)", quoteName(s.KeyID))
 	}
 	return &s, nil
 }

@@ -56,9 +56,16 @@ func Write(ctx context.Context, w io.Writer, m *Manifest, items []Item, opts Wri
 	if err != nil {
 		return err
 	}
+	if len(mb) > MaxManifestSize {
+		return fmt.Errorf("write archive: its manifest would be %d bytes for %d entries, over the %d-byte limit that readers refuse; put fewer files in one archive (split it, or ship apps as their own packages)",
+			len(mb), len(m.Entries), MaxManifestSize)
+	}
 	sb, err := Sign(mb, opts.Key)
 	if err != nil {
 		return err
+	}
+	if len(sb) > MaxSignatureSize {
+		return fmt.Errorf("write archive: the signature entry is %d bytes, over the %d-byte limit that readers refuse", len(sb), MaxSignatureSize)
 	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = runtime.GOMAXPROCS(0)

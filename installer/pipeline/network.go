@@ -44,9 +44,14 @@ func (in *Install) kubeClient() (*kube.Client, error) {
 	return in.kube, nil
 }
 
-// bundleManifest reads manifests/NAME from the extracted bundle; ok is false when the bundle has none.
+// bundleManifest reads manifests/NAME from the extracted bundle; ok is false when the bundle has none. It reads
+// through an os.Root, so that a symlink in the bundle directory cannot lead the read outside it.
 func (in *Install) bundleManifest(name string) (data []byte, ok bool, err error) {
-	data, err = os.ReadFile(filepath.Join(in.BundleDir, "manifests", name))
+	root, err := os.OpenRoot(in.BundleDir)
+	if err == nil {
+		data, err = root.ReadFile(filepath.Join("manifests", name))
+		root.Close()
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, false, nil
 	}
