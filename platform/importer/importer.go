@@ -23,6 +23,7 @@ import (
 	"github.com/wutong-paas/wutong-offline/bundle"
 	"github.com/wutong-paas/wutong-offline/images"
 	"github.com/wutong-paas/wutong-offline/images/push"
+	"github.com/wutong-paas/wutong-offline/internal/clip"
 	"github.com/wutong-paas/wutong-offline/internal/logctx"
 	"github.com/wutong-paas/wutong-offline/platform/appkg"
 	"github.com/wutong-paas/wutong-offline/platform/store"
@@ -114,18 +115,7 @@ func CleanFileName(name string) string {
 	if name == "." || name == "/" || name == ".." {
 		return ""
 	}
-	return cut(name, MaxFileNameLength)
-}
-
-// cut shortens s to at most n bytes without splitting a character.
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
+	return clip.Prefix(name, MaxFileNameLength)
 }
 
 // MaxErrorLength caps the reason recorded for a failed import, in bytes: the reason can quote the package, and a
@@ -302,7 +292,7 @@ func TargetRef(host, key, name string) (string, error) {
 func (im *Importer) fail(ctx context.Context, rec *store.Import, cause error) {
 	msg := cause.Error()
 	if len(msg) > MaxErrorLength {
-		msg = cut(msg, MaxErrorLength-len("…")) + "…"
+		msg = clip.Prefix(msg, MaxErrorLength-len("…")) + "…"
 	}
 	rec.State, rec.Error = store.ImportFailed, msg
 	if err := im.opts.Store.UpdateImport(context.WithoutCancel(ctx), rec); err != nil {

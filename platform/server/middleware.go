@@ -10,11 +10,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wutong-paas/wutong-offline/bundle"
+	"github.com/wutong-paas/wutong-offline/internal/clip"
 	"github.com/wutong-paas/wutong-offline/internal/logctx"
 	"github.com/wutong-paas/wutong-offline/platform/api"
 	"github.com/wutong-paas/wutong-offline/platform/app"
@@ -133,7 +133,7 @@ func hasBearer(r *http.Request) bool {
 // Origin on every write and Sec-Fetch-Site over HTTPS; a client that sends neither is not a browser.
 func (s *Server) checkOrigin(r *http.Request) error {
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
-		return forbidden("cross-site request refused (Sec-Fetch-Site: " + clip(site, 32) + "): use the console served by this server, or an API token")
+		return forbidden("cross-site request refused (Sec-Fetch-Site: " + clip.Quote(site, 40) + "): use the console served by this server, or an API token")
 	}
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -151,19 +151,7 @@ func (s *Server) checkOrigin(r *http.Request) error {
 			return nil
 		}
 	}
-	return forbidden("request from another origin (" + clip(origin, 100) + ") refused: use the console served by this server, or an API token; behind a proxy, add its origin with wutong serve --allowed-origin")
-}
-
-// clip quotes s for a message, cut to at most n bytes, so that attacker input cannot make messages large.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return strconv.Quote(s)
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return strconv.Quote(s[:cut]) + fmt.Sprintf("…(%d bytes)", len(s))
+	return forbidden("request from another origin (" + clip.Quote(origin, 100) + ") refused: use the console served by this server, or an API token; behind a proxy, add its origin with wutong serve --allowed-origin")
 }
 
 // authenticate finds the user behind a bearer token or the session cookie.
@@ -318,11 +306,7 @@ func decode(r *http.Request, v any) error {
 		if errors.As(err, &maxb) {
 			return err
 		}
-		msg := err.Error()
-		if len(msg) > 200 {
-			msg = msg[:200] + "…"
-		}
-		return badRequest("read JSON body: " + msg)
+		return badRequest("read JSON body: " + clip.Text(err.Error(), 200))
 	}
 	return nil
 }

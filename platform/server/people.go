@@ -11,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/wutong-paas/wutong-offline/internal/clip"
 	"github.com/wutong-paas/wutong-offline/internal/logctx"
 	"github.com/wutong-paas/wutong-offline/platform/api"
 	"github.com/wutong-paas/wutong-offline/platform/auth"
@@ -23,7 +24,7 @@ var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
 func checkName(what, n string) error {
 	if !nameRE.MatchString(n) {
 		return &api.Problem{Status: http.StatusUnprocessableEntity, Title: "Invalid " + what + " name",
-			Errors: []api.FieldError{{Path: "name", Message: fmt.Sprintf("%s is not a valid %s name", clip(n, 64), what),
+			Errors: []api.FieldError{{Path: "name", Message: fmt.Sprintf("%s is not a valid %s name", clip.Quote(n, 64), what),
 				Fix: "use 1-40 lower-case letters, digits and '-', starting and ending with a letter or digit"}}}
 	}
 	return nil
@@ -370,16 +371,16 @@ func (s *Server) team(r *http.Request, p *auth.Principal, act auth.Action) (*sto
 	name := r.PathValue("team")
 	t, err := s.store.TeamByName(r.Context(), name)
 	if errors.Is(err, store.ErrNotFound) && !p.User.Admin {
-		return nil, forbidden(fmt.Sprintf("you are not a member of team %s", clip(name, 64)))
+		return nil, forbidden(fmt.Sprintf("you are not a member of team %s", clip.Quote(name, 64)))
 	}
 	if err != nil {
 		return nil, err
 	}
 	if !p.Can(act, t.ID) {
 		if p.Can(auth.Read, t.ID) {
-			return nil, forbidden(fmt.Sprintf("your role in team %s does not allow %s", clip(name, 64), act))
+			return nil, forbidden(fmt.Sprintf("your role in team %s does not allow %s", clip.Quote(name, 64), act))
 		}
-		return nil, forbidden(fmt.Sprintf("you are not a member of team %s", clip(name, 64)))
+		return nil, forbidden(fmt.Sprintf("you are not a member of team %s", clip.Quote(name, 64)))
 	}
 	return t, nil
 }

@@ -90,8 +90,8 @@ type Server struct {
 	limiter  *auth.Limiter
 	gate     *auth.Gate
 	known    auth.KnownAddrs // addresses with a recent successful login: the gate's priority lane
-	dummy    string        // a hash nobody's password matches, checked for unknown users
-	imports  chan struct{} // one token per running import
+	dummy    string          // a hash nobody's password matches, checked for unknown users
+	imports  chan struct{}   // one token per running import
 	metrics  *metrics
 	registry *prometheus.Registry
 	mux      *http.ServeMux

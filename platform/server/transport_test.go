@@ -295,4 +295,3 @@ func TestDiskFullHidesPaths(t *testing.T) {
 		t.Fatalf("507: %+v", p)
 	}
 }
-
