@@ -16,9 +16,10 @@ var ErrBusy = errors.New("too many password checks at once")
 // at once, and at most PerAddr of them, running or waiting, come from one client address, so one address cannot
 // fill the queue. Up to Queue more wait, each for at most MaxWait; anything beyond is refused at once with ErrBusy.
 //
-// Waiters come in two lanes: a priority lane (for addresses that logged in successfully before) is served first
-// and has its own Queue places, so that guesses from unknown addresses cannot keep known users out. The zero value
-// is ready.
+// Waiters come in three lanes, each with its own Queue places, served in order: addresses that logged in
+// successfully lately (LaneKnown), addresses with no failed login on record (LaneClean), and the rest
+// (LaneSuspect). Guesses, which fail, soon wait behind everybody else, so that they cannot keep users out: a
+// sprayer's every address gets one clean try, then queues behind a new user's first. The zero value is ready.
 type Gate struct {
 	// Slots is how many checks may run at once. Default half the CPUs, at least 1 and at most 2 (a check uses two
 	// threads; 64 MiB each with the default hasher).
@@ -34,8 +35,19 @@ type Gate struct {
 	mu      sync.Mutex
 	running int
 	perAddr map[string]int
-	lanes   [2][]*waiter // [0] priority, [1] normal
+	lanes   [laneCount][]*waiter
 }
+
+// Lane is a Gate queue; lower lanes are served first.
+type Lane int
+
+// The lanes, first served first.
+const (
+	LaneKnown   Lane = iota // the address logged in successfully lately
+	LaneClean               // the address has no failed login on record
+	LaneSuspect             // the address has failed lately
+	laneCount
+)
 
 type waiter struct {
 	ready chan struct{} // closed when the waiter is given a slot
@@ -59,10 +71,10 @@ func (g *Gate) init() {
 	})
 }
 
-// Enter waits for a slot for a check from addr, in the priority lane when priority is set. It returns ErrBusy when
-// addr has too many checks already, when its lane is full, or when no slot frees up within MaxWait; ctx's error when
-// ctx ends first. Call release once the check is done.
-func (g *Gate) Enter(ctx context.Context, addr string, priority bool) (release func(), err error) {
+// Enter waits for a slot for a check from addr, in lane. It returns ErrBusy when addr has too many checks already,
+// when its lane is full, or when no slot frees up within MaxWait; ctx's error when ctx ends first. Call release once
+// the check is done.
+func (g *Gate) Enter(ctx context.Context, addr string, lane Lane) (release func(), err error) {
 	g.init()
 	g.mu.Lock()
 	if g.perAddr[addr] >= g.PerAddr {
@@ -75,10 +87,7 @@ func (g *Gate) Enter(ctx context.Context, addr string, priority bool) (release f
 		g.mu.Unlock()
 		return g.releaser(addr), nil
 	}
-	lane := 1
-	if priority {
-		lane = 0
-	}
+	lane = min(max(lane, LaneKnown), LaneSuspect)
 	if len(g.lanes[lane]) >= g.Queue {
 		g.mu.Unlock()
 		return nil, ErrBusy

@@ -45,6 +45,9 @@ type bucket struct {
 
 // Reservation is one login attempt's claim on the limiter. Call exactly one of Succeeded, Failed or Cancel.
 type Reservation struct {
+	// Clean is set when the address had no failed login on record: its check may go ahead of suspects' (Gate).
+	Clean bool
+
 	l          *Limiter
 	pair, addr string
 }
@@ -143,15 +146,19 @@ func (l *Limiter) Reserve(user, addr string) (*Reservation, time.Duration, bool)
 	if wait > 0 {
 		return nil, (wait + time.Second - 1).Truncate(time.Second), false
 	}
+	res := &Reservation{l: l, pair: pair, addr: a, Clean: true}
 	for k, burst := range map[string]int{pair: c.burst, a: c.addrBurst} {
 		b, ok := l.buckets[k]
 		if !ok {
 			b = &bucket{burst: burst, tokens: float64(burst), at: c.now}
 			l.buckets[k] = b
 		}
+		if k == a && b.fails > 0 {
+			res.Clean = false
+		}
 		b.tokens--
 	}
-	return &Reservation{l: l, pair: pair, addr: a}, 0, true
+	return res, 0, true
 }
 
 // Succeeded gives the attempt's tokens back and forgets the user's failures from this address.

@@ -38,6 +38,16 @@ func TestLimiterScopesByUserAndAddress(t *testing.T) {
 		t.Fatal("alice from a clean address was refused because of failures elsewhere")
 	}
 	r.Succeeded()
+	if r, _, _ := l.Reserve("dave", "10.0.0.3"); !r.Clean {
+		t.Fatal("a new address is not clean")
+	} else {
+		r.Cancel()
+	}
+	if r, _, _ := l.Reserve("carol", "10.0.0.66"); r == nil || r.Clean {
+		t.Fatal("the guessing address counts as clean")
+	} else {
+		r.Cancel()
+	}
 	// The attacking address may try other names, up to its own burst, then it is held back for every name.
 	if got := fail(l, "bob", "10.0.0.66", 10); got != 2 {
 		t.Fatalf("the attacking address got %d tries at bob, want the 2 left of its address burst of 5", got)
@@ -151,24 +161,24 @@ func TestLimiterMemoryIsBounded(t *testing.T) {
 func TestGate(t *testing.T) {
 	ctx := context.Background()
 	g := &Gate{Slots: 1, PerAddr: 1, Queue: 1, MaxWait: 200 * time.Millisecond}
-	rel, err := g.Enter(ctx, "a", false)
+	rel, err := g.Enter(ctx, "a", LaneClean)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := g.Enter(ctx, "a", false); !errors.Is(err, ErrBusy) {
+	if _, err := g.Enter(ctx, "a", LaneClean); !errors.Is(err, ErrBusy) {
 		t.Fatalf("a second check from one address: %v, want ErrBusy at once", err)
 	}
 	// b waits in the queue; c finds the queue full.
 	got := make(chan error, 1)
 	go func() {
-		r, err := g.Enter(ctx, "b", false)
+		r, err := g.Enter(ctx, "b", LaneClean)
 		if err == nil {
 			r()
 		}
 		got <- err
 	}()
 	time.Sleep(50 * time.Millisecond)
-	if _, err := g.Enter(ctx, "c", false); !errors.Is(err, ErrBusy) {
+	if _, err := g.Enter(ctx, "c", LaneClean); !errors.Is(err, ErrBusy) {
 		t.Fatalf("queue full: %v, want ErrBusy", err)
 	}
 	rel()
@@ -177,32 +187,32 @@ func TestGate(t *testing.T) {
 		t.Fatalf("the waiting check: %v", err)
 	}
 	// A wait longer than MaxWait is refused; a cancelled context ends the wait.
-	rel, _ = g.Enter(ctx, "a", false)
+	rel, _ = g.Enter(ctx, "a", LaneClean)
 	start := time.Now()
-	if _, err := g.Enter(ctx, "b", false); !errors.Is(err, ErrBusy) || time.Since(start) < 150*time.Millisecond {
+	if _, err := g.Enter(ctx, "b", LaneClean); !errors.Is(err, ErrBusy) || time.Since(start) < 150*time.Millisecond {
 		t.Fatalf("after MaxWait: %v after %v", err, time.Since(start))
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := g.Enter(cctx, "b", false); !errors.Is(err, context.Canceled) {
+	if _, err := g.Enter(cctx, "b", LaneClean); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled: %v", err)
 	}
 	rel()
-	if r, err := g.Enter(ctx, "b", false); err != nil {
+	if r, err := g.Enter(ctx, "b", LaneClean); err != nil {
 		t.Fatalf("a free gate refused: %v", err)
 	} else {
 		r()
 	}
 }
 
-// Known addresses wait in their own lane and are served first.
+// Known addresses are served first, then clean ones, then suspects; each lane has its own places.
 func TestGatePriority(t *testing.T) {
 	ctx := context.Background()
 	g := &Gate{Slots: 1, Queue: 1, MaxWait: 5 * time.Second}
-	rel, _ := g.Enter(ctx, "holder", false)
-	order := make(chan string, 2)
-	enter := func(addr string, prio bool) {
-		r, err := g.Enter(ctx, addr, prio)
+	rel, _ := g.Enter(ctx, "holder", LaneClean)
+	order := make(chan string, 3)
+	enter := func(addr string, lane Lane) {
+		r, err := g.Enter(ctx, addr, lane)
 		if err != nil {
 			order <- "error " + err.Error()
 			return
@@ -211,16 +221,18 @@ func TestGatePriority(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		r()
 	}
-	go enter("stranger", false)
+	go enter("stranger", LaneSuspect)
 	time.Sleep(50 * time.Millisecond)
-	if _, err := g.Enter(ctx, "stranger2", false); !errors.Is(err, ErrBusy) {
-		t.Fatalf("the normal lane is full: %v", err)
+	if _, err := g.Enter(ctx, "stranger2", LaneSuspect); !errors.Is(err, ErrBusy) {
+		t.Fatalf("the suspect lane is full: %v", err)
 	}
-	go enter("known", true) // the normal lane is full, the priority lane is not
+	go enter("clean", LaneClean)
+	time.Sleep(50 * time.Millisecond)
+	go enter("known", LaneKnown) // the suspect lane is full, the others are not
 	time.Sleep(50 * time.Millisecond)
 	rel()
-	if a, b := <-order, <-order; a != "known" || b != "stranger" {
-		t.Fatalf("served %s then %s; want the known address first", a, b)
+	if a, b, c := <-order, <-order, <-order; a != "known" || b != "clean" || c != "stranger" {
+		t.Fatalf("served %s, %s, %s; want the known address, then the clean one, then the suspect", a, b, c)
 	}
 }
 

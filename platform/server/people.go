@@ -65,7 +65,14 @@ func (s *Server) checkPassword(r *http.Request, name, password string) (*store.U
 		return nil, &api.Problem{Status: http.StatusTooManyRequests, Title: "Too many failed logins",
 			Detail: fmt.Sprintf("wait %s before trying again", wait), RetryAfter: int(wait.Seconds())}
 	}
-	release, err := s.gate.Enter(r.Context(), addr, s.known.Has(addr))
+	lane := auth.LaneSuspect
+	switch {
+	case s.known.Has(addr):
+		lane = auth.LaneKnown
+	case res.Clean:
+		lane = auth.LaneClean
+	}
+	release, err := s.gate.Enter(r.Context(), addr, lane)
 	if err != nil {
 		res.Cancel()
 		s.metrics.logins.WithLabelValues("busy").Inc()
@@ -103,7 +110,11 @@ func (s *Server) hash(r *http.Request, password string) (string, error) {
 		return "", &api.Problem{Status: http.StatusUnprocessableEntity, Title: "Password refused", Detail: err.Error()}
 	}
 	addr := clientIP(r)
-	release, err := s.gate.Enter(r.Context(), addr, s.known.Has(addr))
+	lane := auth.LaneClean // an authenticated user's own new password
+	if s.known.Has(addr) {
+		lane = auth.LaneKnown
+	}
+	release, err := s.gate.Enter(r.Context(), addr, lane)
 	if err != nil {
 		return "", err
 	}
