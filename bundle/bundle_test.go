@@ -352,18 +352,7 @@ func TestBadArchives(t *testing.T) {
 			for _, mode := range []string{"verify", "extract"} {
 				parent := t.TempDir()
 				dest := filepath.Join(parent, "out")
-				err := func() error {
-					r, err := NewReader(bytes.NewReader(tc.archive), tc.opts)
-					if err != nil {
-						return err
-					}
-					defer r.Close()
-					if mode == "verify" {
-						return r.Verify(context.Background())
-					}
-					_, err = Extract(context.Background(), r, dest)
-					return err
-				}()
+				err := verifyOrExtract(mode, tc.archive, tc.opts, dest)
 				if err == nil {
 					t.Fatalf("%s: accepted a bad archive", mode)
 				}
@@ -430,4 +419,18 @@ func TestExtractChecksFreeSpace(t *testing.T) {
 	if ents, _ := os.ReadDir(parent); len(ents) != 0 {
 		t.Fatal("left files behind")
 	}
+}
+
+// verifyOrExtract reads archive with opts and verifies it (mode "verify"), or extracts it into dest.
+func verifyOrExtract(mode string, archive []byte, opts ReadOptions, dest string) error {
+	r, err := NewReader(bytes.NewReader(archive), opts)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if mode == "verify" {
+		return r.Verify(context.Background())
+	}
+	_, err = Extract(context.Background(), r, dest)
+	return err
 }
