@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net/http"
 	"os"
@@ -19,6 +21,7 @@ import (
 	"github.com/wutong-paas/wutong-offline/bundle"
 	"github.com/wutong-paas/wutong-offline/images"
 	"github.com/wutong-paas/wutong-offline/images/imagestest"
+	"github.com/wutong-paas/wutong-offline/internal/pki"
 	"github.com/wutong-paas/wutong-offline/platform/api"
 	"github.com/wutong-paas/wutong-offline/platform/appkg"
 	"github.com/wutong-paas/wutong-offline/platform/client"
@@ -83,12 +86,16 @@ func startServer(t testing.TB, dataDir, dsn, registry, keyFile string, extra ...
 	t.Cleanup(func() { p.kill() })
 	addr := make(chan string, 1)
 	go func() {
-		re := regexp.MustCompile(`msg=serving address=(\S+)`)
+		re := regexp.MustCompile(`msg=serving address=(\S+) tls=(\w+)`)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			p.log.add(sc.Text())
 			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
+				scheme := "http://"
+				if m[2] == "true" {
+					scheme = "https://"
+				}
+				addr <- scheme + m[1]
 			}
 		}
 		close(addr)
@@ -99,7 +106,7 @@ func startServer(t testing.TB, dataDir, dsn, registry, keyFile string, extra ...
 			cmd.Wait()
 			t.Fatalf("server exited before serving:\n%s", p.log)
 		}
-		p.url = "http://" + a
+		p.url = a
 	case <-time.After(60 * time.Second):
 		t.Fatal("server did not start in 60 s")
 	}
@@ -328,6 +335,64 @@ func TestPlainHTTPAllowed(t *testing.T) {
 		}
 		if err != nil && c.listen != "nonsense" && !strings.Contains(err.Error(), "--tls-cert") {
 			t.Errorf("the refusal does not say what to do: %v", err)
+		}
+	}
+}
+
+// TestServeTLS: with --tls-cert the real server speaks HTTPS only, and its session cookie is Secure.
+func TestServeTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts wutong serve")
+	}
+	dir := t.TempDir()
+	ca, err := pki.NewCA("test CA", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := ca.IssueServer([]string{"127.0.0.1"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crt, key, caFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), filepath.Join(dir, "ca.crt")
+	os.WriteFile(crt, certPEM, 0o600)
+	os.WriteFile(key, keyPEM, 0o600)
+	os.WriteFile(caFile, ca.CertPEM, 0o600)
+	pub := filepath.Join(dir, "signer.pub")
+	if _, err := bundle.GenerateKey(filepath.Join(dir, "signer.key"), pub); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, filepath.Join(dir, "data"), "", imagestest.NewRegistry(t), pub, "--tls-cert", crt, "--tls-key", key)
+	if !strings.HasPrefix(srv.url, "https://") {
+		t.Fatalf("server at %s, want https", srv.url)
+	}
+	c, err := client.New(client.Options{Server: srv.url, CACert: caFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Login(context.Background(), "admin", adminPassword); err != nil {
+		t.Fatalf("login over HTTPS: %v", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.CertPEM)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := hc.Post(srv.url+api.Prefix+"/login", api.MediaJSON, strings.NewReader(`{"username":"admin","password":"`+adminPassword+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var secure bool
+	for _, ck := range resp.Cookies() {
+		secure = secure || (ck.Name == api.SessionCookie && ck.Secure && ck.HttpOnly)
+	}
+	if resp.StatusCode != 200 || !secure {
+		t.Fatalf("login: %d, cookies %v; want a Secure, HttpOnly session cookie", resp.StatusCode, resp.Cookies())
+	}
+	// Plain HTTP to the same port does not log anybody in.
+	plain := "http://" + strings.TrimPrefix(srv.url, "https://")
+	if resp, err := http.Post(plain+api.Prefix+"/login", api.MediaJSON, strings.NewReader(`{"username":"admin","password":"`+adminPassword+`"}`)); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Fatal("a plain-HTTP login succeeded on the HTTPS port")
 		}
 	}
 }
