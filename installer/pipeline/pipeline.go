@@ -61,6 +61,8 @@ type Install struct {
 	report *preflight.Report
 	kube   *kube.Client
 	join   *kubeadm.Join
+	// platformAt is the host the platform phase placed the platform on (see placePlatform).
+	platformAt cluster.Host
 }
 
 // Phases is the install pipeline.

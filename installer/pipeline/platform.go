@@ -59,14 +59,14 @@ func (in *Install) platformImage() string {
 	return ""
 }
 
-// PlatformURL is where the platform answers once installed: the first control plane's address on the node port,
-// https unless spec.platform.insecureHTTP.
+// PlatformURL is where the platform answers once installed: the address of the host that runs it (the first
+// control plane, unless its data volume is elsewhere) on the node port, https unless spec.platform.insecureHTTP.
 func (in *Install) PlatformURL() string {
 	scheme := "https://"
 	if in.Cluster.Spec.Platform.InsecureHTTP {
 		scheme = "http://"
 	}
-	return scheme + net.JoinHostPort(in.firstControlPlane().Address, strconv.Itoa(in.Cluster.Spec.Platform.NodePort))
+	return scheme + net.JoinHostPort(in.platformHost().Address, strconv.Itoa(in.Cluster.Spec.Platform.NodePort))
 }
 
 // PlatformAccess is how a person reaches the installed platform, for the install summary.
@@ -180,6 +180,12 @@ func (p platformPhase) Run(ctx context.Context, env *engine.Env) error {
 			return err
 		}
 	}
+	if err := in.placePlatform(ctx, c.Kubernetes); err != nil {
+		return err
+	}
+	if at := in.platformHost(); at.Name != in.firstControlPlane().Name {
+		node.Logf("the platform's data volume is on %s: the platform runs there", at.Name)
+	}
 	objs, err := in.platformObjects(sec)
 	if err != nil {
 		return err
@@ -255,7 +261,7 @@ func (in *Install) platformObjects(sec platformSecrets) ([]*unstructured.Unstruc
 	mounts := []corev1.VolumeMount{{Name: "data", MountPath: platformDataDir},
 		{Name: "trust", MountPath: "/etc/wutong/trust", ReadOnly: true}, {Name: "tmp", MountPath: "/tmp"}}
 	volumes := []corev1.Volume{
-		{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "wutong-data"}}},
+		{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: platformDataPVC}}},
 		{Name: "trust", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "wutong-trust"}}}},
 		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 	}
@@ -279,6 +285,7 @@ func (in *Install) platformObjects(sec platformSecrets) ([]*unstructured.Unstruc
 			Port: intstr.FromInt32(platformPort), Scheme: scheme}},
 			InitialDelaySeconds: delay, PeriodSeconds: 10, TimeoutSeconds: 5, FailureThreshold: 6}
 	}
+	affinity, tolerations := in.platformPlacement()
 	secretEnv := func(env, secret, key string) corev1.EnvVar {
 		return corev1.EnvVar{Name: env, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
 			LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: key}}}
@@ -306,7 +313,7 @@ func (in *Install) platformObjects(sec platformSecrets) ([]*unstructured.Unstruc
 		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "wutong-platform", Labels: labels},
 			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "wutong-platform"},
 			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: platformName, Namespace: PlatformNamespace}}},
-		&corev1.PersistentVolumeClaim{ObjectMeta: meta("wutong-data"), Spec: corev1.PersistentVolumeClaimSpec{
+		&corev1.PersistentVolumeClaim{ObjectMeta: meta(platformDataPVC), Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}}}},
 		&appsv1.Deployment{ObjectMeta: meta(platformName), Spec: appsv1.DeploymentSpec{
@@ -316,6 +323,8 @@ func (in *Install) platformObjects(sec platformSecrets) ([]*unstructured.Unstruc
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": platformName}},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: podAnnotations}, Spec: corev1.PodSpec{
 				ServiceAccountName: platformName,
+				Affinity:           affinity,
+				Tolerations:        tolerations,
 				HostAliases:        aliases,
 				SecurityContext:    &corev1.PodSecurityContext{RunAsUser: &uid, RunAsGroup: &uid, FSGroup: &uid, RunAsNonRoot: &yes},
 				Containers: []corev1.Container{{
@@ -337,8 +346,10 @@ func (in *Install) platformObjects(sec platformSecrets) ([]*unstructured.Unstruc
 			}},
 		}},
 		&corev1.Service{ObjectMeta: meta(platformName), Spec: corev1.ServiceSpec{
-			Type:     corev1.ServiceTypeNodePort,
-			Selector: map[string]string{"app.kubernetes.io/name": platformName},
+			Type: corev1.ServiceTypeNodePort,
+			// Clients keep their own address, which the platform's per-address limits need (platform_place.go).
+			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
+			Selector:              map[string]string{"app.kubernetes.io/name": platformName},
 			Ports: []corev1.ServicePort{{Name: portName, Port: servicePort, TargetPort: intstr.FromInt32(platformPort),
 				NodePort: int32(spec.Platform.NodePort)}}}},
 	)
