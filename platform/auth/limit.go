@@ -163,38 +163,35 @@ func (l *Limiter) Reserve(user, addr string) (*Reservation, time.Duration, bool)
 
 // Succeeded gives the attempt's tokens back and forgets the user's failures from this address.
 func (r *Reservation) Succeeded() {
-	c := r.l.limits()
-	r.l.mu.Lock()
-	defer r.l.mu.Unlock()
-	delete(r.l.buckets, r.pair)
-	if b, ok := r.l.buckets[r.addr]; ok {
-		c.refill(b)
+	r.update(func(key string, b *bucket) {
+		if key == r.pair {
+			delete(r.l.buckets, key)
+			return
+		}
 		b.tokens = min(b.tokens+1, float64(b.burst))
-	}
+	})
 }
 
 // Cancel gives the attempt's tokens back without judging it: the password was never checked.
 func (r *Reservation) Cancel() {
+	r.update(func(_ string, b *bucket) { b.tokens = min(b.tokens+1, float64(b.burst)) })
+}
+
+// Failed keeps the attempt's tokens and counts a failure towards backoff.
+func (r *Reservation) Failed() {
+	r.update(func(_ string, b *bucket) { b.fails++ })
+}
+
+// update runs fn, under the lock, on each of the reservation's buckets that still exists, brought up to date first
+// (at the interval it had until now).
+func (r *Reservation) update(fn func(key string, b *bucket)) {
 	c := r.l.limits()
 	r.l.mu.Lock()
 	defer r.l.mu.Unlock()
 	for _, k := range []string{r.pair, r.addr} {
 		if b, ok := r.l.buckets[k]; ok {
 			c.refill(b)
-			b.tokens = min(b.tokens+1, float64(b.burst))
-		}
-	}
-}
-
-// Failed keeps the attempt's tokens and counts a failure towards backoff.
-func (r *Reservation) Failed() {
-	c := r.l.limits()
-	r.l.mu.Lock()
-	defer r.l.mu.Unlock()
-	for _, k := range []string{r.pair, r.addr} {
-		if b, ok := r.l.buckets[k]; ok {
-			c.refill(b) // at the old interval, up to now
-			b.fails++
+			fn(k, b)
 		}
 	}
 }

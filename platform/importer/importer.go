@@ -90,14 +90,11 @@ func (im *Importer) Begin(ctx context.Context, teamID, userID int64, fileName st
 	if err := im.opts.Store.CreateImport(ctx, rec); err != nil {
 		return nil, fmt.Errorf("record import: %w", err)
 	}
-	if _, err := im.opts.Store.PruneFailedImports(ctx, teamID, KeepFailed); err != nil {
-		logctx.From(ctx).Warn("prune failed imports", "err", err)
-	}
 	return rec, nil
 }
 
-// KeepFailed is how many failed imports of a team are kept, newest first; older ones are deleted as new imports
-// begin.
+// KeepFailed is how many failed imports of a team are kept, newest first; older ones are deleted as another one
+// fails.
 const KeepFailed = 200
 
 // MaxFileNameLength caps a recorded file name, in bytes.
@@ -297,6 +294,9 @@ func (im *Importer) fail(ctx context.Context, rec *store.Import, cause error) {
 	rec.State, rec.Error = store.ImportFailed, msg
 	if err := im.opts.Store.UpdateImport(context.WithoutCancel(ctx), rec); err != nil {
 		logctx.From(ctx).Error("record failed import", "import", rec.ID, "err", err)
+	}
+	if _, err := im.opts.Store.PruneFailedImports(context.WithoutCancel(ctx), rec.TeamID, KeepFailed); err != nil {
+		logctx.From(ctx).Warn("prune failed imports", "err", err)
 	}
 	logctx.From(ctx).Warn("import failed", "import", rec.ID, "file", rec.FileName, "err", msg)
 }

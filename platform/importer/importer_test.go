@@ -277,6 +277,17 @@ func TestStoredTextIsBounded(t *testing.T) {
 	if len(got.Error) > MaxErrorLength || got.State != store.ImportFailed {
 		t.Fatalf("stored error of %d bytes", len(got.Error))
 	}
+	// Failed imports are pruned to the newest KeepFailed of the team as more fail.
+	for range KeepFailed + 5 {
+		r, err := f.im.Begin(ctx, f.team, f.user, "broken.wtapp", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.im.fail(ctx, r, errors.New("broken"))
+	}
+	if all, _ := st.Imports(ctx, nil, 0); len(all) != KeepFailed {
+		t.Fatalf("%d imports kept after %d failures, want the newest %d", len(all), KeepFailed+6, KeepFailed)
+	}
 	for in, want := range map[string]string{"../../etc/passwd": "passwd", "C:\\Users\\a.wtapp": "a.wtapp",
 		"a\x00b\nc.wtapp": "abc.wtapp", "..": "", "/": "", "": ""} {
 		if got := CleanFileName(in); got != want {

@@ -69,10 +69,11 @@ func (s *Server) createImport(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		return err
 	}
 	w.Header().Set("Location", api.Prefix+"/imports/"+rec.ID)
-	body := &stallReader{r: http.MaxBytesReader(w, r.Body, s.importer.MaxBytes()), rc: http.NewResponseController(w), every: s.opts.StallTimeout}
+	rc := http.NewResponseController(w)
+	body := &stallReader{r: http.MaxBytesReader(w, r.Body, s.importer.MaxBytes()), rc: rc, every: s.opts.StallTimeout}
 	st, err := s.importer.Receive(ctx, rec, body)
 	s.metrics.importBytes.Add(float64(rec.Received))
-	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.opts.RequestTimeout))
+	rc.SetWriteDeadline(time.Now().Add(s.opts.RequestTimeout)) // the body is in: the answer gets the usual time
 	if err != nil {
 		s.metrics.imports.WithLabelValues("failed").Inc()
 		return fmt.Errorf("import %s: %w", rec.ID, err)

@@ -3,7 +3,6 @@ package server
 import (
 	"net"
 	"sync"
-	"sync/atomic"
 )
 
 // limitListener caps open connections: at most total at once (Accept waits for one to close, so the excess waits
@@ -15,7 +14,6 @@ type limitListener struct {
 	perAddr int
 	closed  chan struct{}
 	once    sync.Once
-	refused atomic.Int64
 
 	mu    sync.Mutex
 	addrs map[string]int
@@ -44,7 +42,6 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			l.mu.Unlock()
 			c.Close()
 			<-l.slots
-			l.refused.Add(1)
 			continue
 		}
 		l.addrs[addr]++

@@ -35,9 +35,7 @@ const maxDisplayName = 100
 
 // checkDisplayName refuses display names that are too long or hold control characters.
 func checkDisplayName(d string) error {
-	bad := utf8.RuneCountInString(d) > maxDisplayName || !utf8.ValidString(d) ||
-		strings.IndexFunc(d, func(r rune) bool { return unicode.IsControl(r) }) >= 0
-	if bad {
+	if utf8.RuneCountInString(d) > maxDisplayName || strings.IndexFunc(d, unicode.IsControl) >= 0 {
 		return &api.Problem{Status: http.StatusUnprocessableEntity, Title: "Invalid display name",
 			Errors: []api.FieldError{{Path: "displayName", Message: fmt.Sprintf("a display name has at most %d characters and no control characters", maxDisplayName),
 				Fix: "shorten it"}}}
@@ -65,14 +63,7 @@ func (s *Server) checkPassword(r *http.Request, name, password string) (*store.U
 		return nil, &api.Problem{Status: http.StatusTooManyRequests, Title: "Too many failed logins",
 			Detail: fmt.Sprintf("wait %s before trying again", wait), RetryAfter: int(wait.Seconds())}
 	}
-	lane := auth.LaneSuspect
-	switch {
-	case s.known.Has(addr):
-		lane = auth.LaneKnown
-	case res.Clean:
-		lane = auth.LaneClean
-	}
-	release, err := s.gate.Enter(r.Context(), addr, lane)
+	release, err := s.gate.Enter(r.Context(), addr, s.lane(addr, res.Clean))
 	if err != nil {
 		res.Cancel()
 		s.metrics.logins.WithLabelValues("busy").Inc()
@@ -104,17 +95,25 @@ func (s *Server) checkPassword(r *http.Request, name, password string) (*store.U
 	return u, nil
 }
 
+// lane is the gate lane of a password check from addr: known addresses first, then clean ones (no failure on
+// record), then the rest.
+func (s *Server) lane(addr string, clean bool) auth.Lane {
+	switch {
+	case s.known.Has(addr):
+		return auth.LaneKnown
+	case clean:
+		return auth.LaneClean
+	}
+	return auth.LaneSuspect
+}
+
 // hash hashes a new password through the gate that bounds concurrent hashes.
 func (s *Server) hash(r *http.Request, password string) (string, error) {
 	if err := auth.CheckPasswordPolicy(password); err != nil {
 		return "", &api.Problem{Status: http.StatusUnprocessableEntity, Title: "Password refused", Detail: err.Error()}
 	}
 	addr := clientIP(r)
-	lane := auth.LaneClean // an authenticated user's own new password
-	if s.known.Has(addr) {
-		lane = auth.LaneKnown
-	}
-	release, err := s.gate.Enter(r.Context(), addr, lane)
+	release, err := s.gate.Enter(r.Context(), addr, s.lane(addr, true)) // an authenticated user's new password
 	if err != nil {
 		return "", err
 	}

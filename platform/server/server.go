@@ -60,7 +60,7 @@ type Options struct {
 	Limiter *auth.Limiter
 	// Gate bounds concurrent password checks, each of which holds the hash's memory. Default auth.Gate's defaults
 	// (half the CPUs, 1 or 2, at once; 1 per client address; 16 waiting per lane for up to 3 s; beyond that 429).
-	// Addresses that logged in successfully in the last 7 days wait in the priority lane.
+	// Addresses that logged in successfully in the last 7 days wait first, then addresses with no failure on record.
 	Gate *auth.Gate
 	// SecureCookie marks the session cookie Secure (set when serving TLS or behind a TLS proxy).
 	SecureCookie bool
