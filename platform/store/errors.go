@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
@@ -56,9 +57,36 @@ func violation(err error) constraint {
 			return uniqueViolation
 		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
 			return foreignKeyViolation
+		case sqlite3.SQLITE_CONSTRAINT_TRIGGER:
+			// SQLite enforces ON DELETE/UPDATE RESTRICT as a trigger; the store defines no triggers of its own.
+			if strings.Contains(se.Error(), "FOREIGN KEY") {
+				return foreignKeyViolation
+			}
 		case sqlite3.SQLITE_CONSTRAINT_CHECK:
 			return checkViolation
 		}
 	}
 	return noViolation
 }
+
+// ErrBusy is wrapped (or matched, see BusyError) by the error of an attempt to begin a revision of an install that
+// already has a pending one. Test it with errors.Is.
+var ErrBusy = errors.New("busy")
+
+// BusyError reports that an install already has a pending revision, so no other may begin until it finishes.
+// errors.Is(err, ErrBusy) holds for it.
+type BusyError struct {
+	InstallID int64
+	Install   string // the install's name
+	Pending   int    // the number of its pending revision (0 if it finished meanwhile)
+}
+
+func (e *BusyError) Error() string {
+	if e.Pending == 0 {
+		return fmt.Sprintf("install %q is busy: another revision was begun at the same time; try again", e.Install)
+	}
+	return fmt.Sprintf("install %q is busy: revision %d is still pending; wait for it to finish", e.Install, e.Pending)
+}
+
+// Is makes errors.Is(err, ErrBusy) hold.
+func (e *BusyError) Is(target error) bool { return target == ErrBusy }

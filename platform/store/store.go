@@ -1,5 +1,6 @@
 // Package store is the platform server's persistence: users, teams and their members, login and API tokens, apps,
-// their imported versions (with the images each version names) and the state of package imports.
+// their imported versions (with the images each version names), the state of package imports, and the clusters
+// apps are installed on, the installs and each install's numbered revisions.
 //
 // One concrete *Store works over database/sql with two dialects: SQLite (modernc.org/sqlite, pure Go; the default,
 // a single file) and PostgreSQL (pgx). The schema is kept by numbered migrations embedded in the binary, one
