@@ -257,6 +257,8 @@ type ConfigGroup struct {
 	Items []ConfigItem `json:"items" yaml:"items" jsonschema:"required,minItems=1"`
 	// Components that receive the items as environment variables; ["*"] for all. Default: none.
 	InjectInto []string `json:"injectInto,omitempty" yaml:"injectInto,omitempty" jsonschema:"uniqueItems=true"`
+	// Keep the items in a Kubernetes Secret instead of a ConfigMap (for passwords and keys). Default: false.
+	Secret bool `json:"secret,omitempty" yaml:"secret,omitempty"`
 }
 
 // ConfigItem is one key/value item of a config group.
