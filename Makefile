@@ -22,6 +22,7 @@ help:
 	@echo "make bench       benchmarks side by side with tar|zstd, sha256sum, skopeo and scp, logins under attack -> docs/benchmarks.md"
 	@echo "make e2e         from-source bundle installed on 2 qemu VMs, killed and resumed, checked, reset (root, ~1 h)"
 	@echo "make k8s-bundle  Kubernetes, etcd, coredns, containerd, crictl from source (K8S_ARCHES=\"amd64 loong64\")"
+	@echo "make k8s-controlplane  etcd, kube-apiserver, controller-manager, scheduler, kubectl and kwok for platform/kubetest"
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/wtctl ./cmd/wtctl
@@ -80,7 +81,7 @@ demo: build-all build
 # The end-to-end test: builds the from-source bundle (cached), boots qemu VMs and installs, interrupts, resumes and
 # resets a cluster. The timing table is written to E2E_TIMING.
 E2E_TIMING ?= /tmp/wutong-e2e-timing.txt
-.PHONY: e2e k8s-bundle
+.PHONY: e2e k8s-bundle k8s-controlplane
 e2e:
 	scripts/vm/deps.sh
 	CGO_ENABLED=0 E2E_TIMING=$(E2E_TIMING) $(GO) test -tags e2e -count=1 -timeout 240m -v ./e2e/
@@ -88,6 +89,9 @@ e2e:
 
 k8s-bundle:   ## build Kubernetes, etcd, coredns, containerd, crictl from source; out: /var/cache/wutong-test/k8s-<ver>-r1
 	scripts/k8s/build.sh $(K8S_ARCH_FLAGS)
+
+k8s-controlplane:   ## what platform/kubetest needs (a part of k8s-bundle, and kwok); cached under /var/cache/wutong-test
+	scripts/k8s/controlplane.sh
 
 clean:
 	rm -rf bin dist demo

@@ -3,7 +3,10 @@
 # binaries (k8s.io/kubernetes through a wrapper module), etcd, coredns, pause (scripts/k8s/pause), containerd,
 # crictl, plus Debian's runc; then runs scripts/k8s/addons.sh if present and writes $OUT/bundle.yaml.
 #
-#   scripts/k8s/build.sh [--version v1.37.2] [--arch amd64]... [--out DIR]
+#   scripts/k8s/build.sh [--version v1.37.2] [--arch amd64]... [--out DIR] [--only kubectl,etcd,...]
+#
+# --only builds just those components (names as in CORE below) and skips addons.sh and bundle.yaml; etcd, coredns
+# and pause take their versions from kubeadm's image list, for which a kubeadm for this machine is built if needed.
 #
 # Layout (a contract): $OUT/<arch>/files/ are bundle files, $OUT/<arch>/bin/ become images, $OUT/images.txt is what
 # kubeadm expects, $OUT/<arch>/BUILD-REPORT.txt says what built. Resumable: each component of each arch has a marker
@@ -16,13 +19,14 @@ REPO=$PWD
 die() { echo "scripts/k8s/build.sh: $*" >&2; exit 1; }
 usage() { sed -n '6p' "$REPO/scripts/k8s/build.sh" | sed 's/^# *//'; }
 
-VERSION=v1.37.2 OUT="" ARCHES=()
+VERSION=v1.37.2 OUT="" ARCHES=() ONLY=""
 while [ $# -gt 0 ]; do
 	case $1 in
 	--version) [ $# -ge 2 ] || die "--version needs a value"; VERSION=$2; shift 2 ;;
 	--arch) [ $# -ge 2 ] || die "--arch needs a value"; ARCHES+=("$2"); shift 2 ;;
 	--out) [ $# -ge 2 ] || die "--out needs a value"; OUT=$2; shift 2 ;;
-	--version=* | --arch=* | --out=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
+	--only) [ $# -ge 2 ] || die "--only needs a value"; ONLY=$2; shift 2 ;;
+	--version=* | --arch=* | --out=* | --only=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
 	-h | --help) usage; exit 0 ;;
 	*) die "unknown argument '$1'; usage: $(usage)" ;;
 	esac
@@ -237,20 +241,28 @@ component() {
 
 CORE="kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy etcd coredns pause containerd crictl"
 ALL="$CORE runc"
+# --only a,b: the components to build (default all). wanted NAME: whether NAME is one of them.
+if [ -n "$ONLY" ]; then
+	ONLY=" ${ONLY//,/ } "
+	for c in $ONLY; do [[ " $ALL " == *" $c "* ]] || die "--only: unknown component '$c' (one of: $ALL)"; done
+fi
+wanted() { [ -z "$ONLY" ] || [[ $ONLY == *" $1 "* ]]; }
 build_arch() {
 	local arch=$1 c
 	rm -rf "$OUT/$arch/.tmp"
-	for c in kubeadm kubelet kubectl; do component "$arch" "$c" "$VERSION" "files/$c" build_k8s "$c"; done
-	images_list || echo "  could not list kubeadm's images: etcd, coredns will fail"
-	component "$arch" containerd "$CONTAINERD_VERSION" "files/containerd files/containerd-shim-runc-v2 files/ctr" build_containerd
-	component "$arch" crictl "$CRICTL_VERSION" files/crictl build_crictl
-	component "$arch" runc "debian" files/runc build_runc
+	for c in kubeadm kubelet kubectl; do wanted "$c" && component "$arch" "$c" "$VERSION" "files/$c" build_k8s "$c"; done
+	if wanted etcd || wanted coredns || wanted pause; then
+		images_list || echo "  could not list kubeadm's images: etcd, coredns will fail"
+	fi
+	wanted containerd && component "$arch" containerd "$CONTAINERD_VERSION" "files/containerd files/containerd-shim-runc-v2 files/ctr" build_containerd
+	wanted crictl && component "$arch" crictl "$CRICTL_VERSION" files/crictl build_crictl
+	wanted runc && component "$arch" runc "debian" files/runc build_runc
 	for c in kube-apiserver kube-controller-manager kube-scheduler kube-proxy; do
-		component "$arch" "$c" "$VERSION" "bin/$c" build_k8s "$c"
+		wanted "$c" && component "$arch" "$c" "$VERSION" "bin/$c" build_k8s "$c"
 	done
-	component "$arch" etcd "?" bin/etcd build_etcd
-	component "$arch" coredns "?" bin/coredns build_coredns
-	component "$arch" pause "?" bin/pause build_pause
+	wanted etcd && component "$arch" etcd "?" bin/etcd build_etcd
+	wanted coredns && component "$arch" coredns "?" bin/coredns build_coredns
+	wanted pause && component "$arch" pause "?" bin/pause build_pause
 	{
 		echo "# $arch: Kubernetes $VERSION core set, built $(date -u +%FT%TZ) into $OUT/$arch"
 		printf '%-24s %-7s %-36s %6s\n' COMPONENT STATUS VERSION TIME
@@ -262,6 +274,13 @@ core_built() { local c; for c in $CORE; do [ -f "$OUT/$1/.state/$c.done" ] || re
 
 for a in "${ARCHES[@]}"; do build_arch "$a"; done
 for a in "${ARCHES[@]}"; do echo; cat "$OUT/$a/BUILD-REPORT.txt"; done
+
+if [ -n "$ONLY" ]; then # a partial build: no addons, no bundle.yaml; fail if a requested amd64 component failed
+	failed=()
+	for c in $ONLY; do [ ! -f "$OUT/amd64/.state/$c.failed" ] || failed+=("$c"); done
+	[[ " ${ARCHES[*]} " != *" amd64 "* ]] || [ ${#failed[@]} = 0 ] || die "amd64 components failed: ${failed[*]} (see $OUT/amd64/BUILD-REPORT.txt)"
+	exit 0
+fi
 
 if [ -f "$REPO/scripts/k8s/addons.sh" ]; then
 	archflags=()
