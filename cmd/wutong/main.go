@@ -19,9 +19,12 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/wutong-paas/wutong-offline/bundle"
 	"github.com/wutong-paas/wutong-offline/internal/logctx"
+	"github.com/wutong-paas/wutong-offline/platform/deploy"
 	"github.com/wutong-paas/wutong-offline/platform/server"
 )
 
@@ -75,6 +78,26 @@ func plainHTTPAllowed(listen string, insecure bool) error {
 		"listen on loopback only, or pass --insecure-http behind a TLS proxy", listen)
 }
 
+// clusterConfig reaches the cluster apps are installed on: the kubeconfig file when given, else the pod's service
+// account when running inside a cluster, else none.
+func clusterConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("read --kubeconfig: %w", err)
+		}
+		return cfg, nil
+	}
+	if os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
+		return nil, nil
+	}
+	cfg, err := rest.InClusterConfig()
+	if err != nil {
+		return nil, fmt.Errorf("in-cluster config: %w", err)
+	}
+	return cfg, nil
+}
+
 // readSecret reads a secret from a file (first line) or, when file is empty, from the environment variable env.
 func readSecret(file, env string) (string, error) {
 	if file == "" {
@@ -97,6 +120,7 @@ func newServeCmd() *cobra.Command {
 		tlsCert, tlsKey, logFormat string
 		maxUpload                  int64
 		insecureHTTP               bool
+		kubeconfig, clusterName    string
 	)
 	c := &cobra.Command{
 		Use:   "serve",
@@ -148,6 +172,15 @@ func newServeCmd() *cobra.Command {
 			if tlsCert == "" && insecureHTTP {
 				log.Warn("INSECURE: serving plain HTTP (--insecure-http): passwords and session cookies cross the network in clear text")
 			}
+			cfg, err := clusterConfig(kubeconfig)
+			if err != nil {
+				return err
+			}
+			if cfg != nil {
+				opts.Deploy.Clusters = []deploy.Cluster{{Name: clusterName, Config: cfg}}
+			} else {
+				log.Warn("no cluster: apps can be imported but not installed (give --kubeconfig, or run inside the cluster)")
+			}
 			srv, err := server.New(ctx, opts)
 			if err != nil {
 				return err
@@ -183,5 +216,10 @@ func newServeCmd() *cobra.Command {
 	f.StringSliceVar(&opts.AllowedOrigins, "allowed-origin", nil, "further origin (https://host:port) whose pages may send logged-in writes, e.g. a TLS proxy in front (repeatable)")
 	f.IntVar(&opts.MaxImports, "max-imports", 4, "imports that may run at once; more are answered 429")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the cluster apps are installed on (default: the in-cluster service account when running in a pod)")
+	f.StringVar(&clusterName, "cluster-name", deploy.LocalCluster, "name the cluster is recorded under")
+	f.DurationVar(&opts.Deploy.ComponentTimeout, "component-timeout", deploy.DefaultComponentTimeout, "how long a component may take to become ready before its revision fails (and an upgrade is rolled back)")
+	f.StringVar(&opts.Deploy.IngressClass, "ingress-class", deploy.DefaultIngressClass, "ingress class that serves apps' external http ports")
+	f.StringVar(&opts.Deploy.Domain, "app-domain", "", "base domain of external http ports that name none: COMPONENT-INSTALL.NAMESPACE.DOMAIN (empty: path-only routes)")
 	return c
 }

@@ -14,14 +14,15 @@ type Action string
 const (
 	Read        Action = "read"         // see the team, its apps, versions and imports
 	Import      Action = "import"       // import packages into the team's market
+	Deploy      Action = "deploy"       // install, upgrade, roll back and uninstall the team's apps
 	ManageTeam  Action = "manage-team"  // add and remove members, change their roles
 	ManageUsers Action = "manage-users" // platform-wide: users and teams; admins only
 )
 
 // teamRoles lists what each team role may do.
 var teamRoles = map[store.Role][]Action{
-	store.RoleTeamAdmin: {Read, Import, ManageTeam},
-	store.RoleMember:    {Read, Import},
+	store.RoleTeamAdmin: {Read, Import, Deploy, ManageTeam},
+	store.RoleMember:    {Read, Import, Deploy},
 	store.RoleViewer:    {Read},
 }
 

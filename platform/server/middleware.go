@@ -19,6 +19,7 @@ import (
 	"github.com/wutong-paas/wutong-offline/platform/api"
 	"github.com/wutong-paas/wutong-offline/platform/app"
 	"github.com/wutong-paas/wutong-offline/platform/auth"
+	"github.com/wutong-paas/wutong-offline/platform/deploy"
 	"github.com/wutong-paas/wutong-offline/platform/importer"
 	"github.com/wutong-paas/wutong-offline/platform/store"
 )
@@ -45,6 +46,7 @@ const (
 	small    transfer = iota // a JSON request and answer, within RequestTimeout
 	upload                   // the request body streams in: at least transferChunk per StallTimeout
 	download                 // the answer streams out: every write within StallTimeout
+	stream                   // the answer streams out for as long as the client listens (logs): each write within StallTimeout
 )
 
 // transferChunk is the least an upload must send per StallTimeout (about 8.5 KiB/s with the 30 s default).
@@ -88,6 +90,9 @@ func (s *Server) deadlines(w http.ResponseWriter, rt route) {
 	case download: // extended per write by the handler
 		rc.SetReadDeadline(time.Time{})
 		rc.SetWriteDeadline(now.Add(s.opts.StallTimeout))
+	case stream: // the handler sets a write deadline before each write; an idle stream has none
+		rc.SetReadDeadline(time.Time{})
+		rc.SetWriteDeadline(time.Time{})
 	default: // the answer gets a second RequestTimeout, so a request cut while reading still hears why
 		rc.SetReadDeadline(now.Add(s.opts.RequestTimeout))
 		rc.SetWriteDeadline(now.Add(2 * s.opts.RequestTimeout))
@@ -257,10 +262,28 @@ func toProblem(err error) *api.Problem {
 		full  *bundle.DiskFullError
 		bad   *bundle.UnsafeEntryError
 		stall *StalledError
+		dinv  *deploy.InvalidError
+		dconf *deploy.ConflictError
+		nocl  *deploy.NoClusterError
+		dnf   *deploy.NotFoundError
+		apply *deploy.ApplyError
 	)
 	switch {
 	case errors.As(err, &p):
 		return p
+	case errors.Is(err, store.ErrBusy):
+		return &api.Problem{Status: http.StatusConflict, Title: "Change in progress",
+			Detail: err.Error() + ": wait until it finishes (see the install's status), then try again"}
+	case errors.As(err, &dinv):
+		return &api.Problem{Status: http.StatusUnprocessableEntity, Title: "Cannot deploy as asked", Detail: dinv.Error()}
+	case errors.As(err, &dconf):
+		return &api.Problem{Status: http.StatusConflict, Title: "Objects in the way", Detail: dconf.Error()}
+	case errors.As(err, &nocl):
+		return &api.Problem{Status: http.StatusUnprocessableEntity, Title: "Unknown cluster", Detail: nocl.Error()}
+	case errors.As(err, &dnf):
+		return &api.Problem{Status: http.StatusNotFound, Title: "Not found", Detail: dnf.Error()}
+	case errors.As(err, &apply):
+		return &api.Problem{Status: http.StatusUnprocessableEntity, Title: "Refused by the cluster", Detail: apply.Error()}
 	case errors.Is(err, store.ErrNotFound):
 		return &api.Problem{Status: http.StatusNotFound, Title: "Not found", Detail: err.Error()}
 	case errors.As(err, &conf):

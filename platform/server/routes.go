@@ -44,6 +44,17 @@ func (s *Server) routeTable() []route {
 		{method: "GET", pattern: p + "/apps/{app}/versions/{version}", name: "getVersion", handle: s.getVersion},
 		{method: "GET", pattern: p + "/apps/{app}/versions/{version}/package", name: "exportVersion", transfer: download, handle: s.exportVersion},
 
+		{method: "GET", pattern: p + "/installs", name: "listAllInstalls", handle: s.listInstalls},
+		{method: "GET", pattern: p + "/teams/{team}/installs", name: "listInstalls", handle: s.listInstalls},
+		{method: "POST", pattern: p + "/teams/{team}/installs", name: "createInstall", accepts: api.MediaJSON, handle: s.createInstall},
+		{method: "GET", pattern: p + "/teams/{team}/installs/{install}", name: "getInstall", handle: s.getInstall},
+		{method: "DELETE", pattern: p + "/teams/{team}/installs/{install}", name: "uninstall", handle: s.uninstall},
+		{method: "POST", pattern: p + "/teams/{team}/installs/{install}/upgrade", name: "upgradeInstall", accepts: api.MediaJSON, handle: s.upgradeInstall},
+		{method: "POST", pattern: p + "/teams/{team}/installs/{install}/rollback", name: "rollbackInstall", accepts: api.MediaJSON, handle: s.rollbackInstall},
+		{method: "GET", pattern: p + "/teams/{team}/installs/{install}/revisions", name: "listRevisions", handle: s.listRevisions},
+		{method: "GET", pattern: p + "/teams/{team}/installs/{install}/status", name: "installStatus", handle: s.installStatus},
+		{method: "GET", pattern: p + "/teams/{team}/installs/{install}/logs", name: "installLogs", transfer: stream, handle: s.installLogs},
+
 		{method: "POST", pattern: p + "/imports", name: "createImport", accepts: api.MediaPackage, transfer: upload, handle: s.createImport},
 		{method: "GET", pattern: p + "/imports", name: "listImports", handle: s.listImports},
 		{method: "GET", pattern: p + "/imports/{id}", name: "getImport", handle: s.getImport},

@@ -24,6 +24,7 @@ import (
 	"github.com/wutong-paas/wutong-offline/images/push"
 	"github.com/wutong-paas/wutong-offline/internal/logctx"
 	"github.com/wutong-paas/wutong-offline/platform/auth"
+	"github.com/wutong-paas/wutong-offline/platform/deploy"
 	"github.com/wutong-paas/wutong-offline/platform/importer"
 	"github.com/wutong-paas/wutong-offline/platform/store"
 )
@@ -79,6 +80,9 @@ type Options struct {
 	RequestTimeout time.Duration
 	// StallTimeout cuts an upload or a download that moves less than transferChunk bytes in this long. Default 30 s.
 	StallTimeout time.Duration
+	// Deploy configures the app deployer; its Store is set by New. With no Deploy.Clusters the server deploys
+	// nothing and answers deploy operations with 503.
+	Deploy deploy.Options
 }
 
 // Server serves the platform API. Create it with New; close it with Close.
@@ -87,6 +91,7 @@ type Server struct {
 	store    *store.Store
 	ownStore bool
 	importer *importer.Importer
+	deployer *deploy.Deployer // nil when no cluster is reachable
 	limiter  *auth.Limiter
 	gate     *auth.Gate
 	known    auth.KnownAddrs // addresses with a recent successful login: the gate's priority lane
@@ -181,6 +186,13 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		closeStore()
 		return nil, err
 	}
+	if len(opts.Deploy.Clusters) > 0 {
+		if err := s.startDeployer(ctx); err != nil {
+			s.stop()
+			closeStore()
+			return nil, err
+		}
+	}
 	s.registry = prometheus.NewRegistry()
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = newMetrics(s.registry)
@@ -190,6 +202,29 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		s.mux.Handle(r.method+" "+r.pattern, s.instrument(r, s.wrap(r)))
 	}
 	return s, nil
+}
+
+// startDeployer makes the deployer, starts its watches and resumes the revisions a previous run left pending.
+func (s *Server) startDeployer(ctx context.Context) error {
+	o := s.opts.Deploy
+	o.Store = s.store
+	d, err := deploy.New(ctx, o)
+	if err != nil {
+		return err
+	}
+	if err := d.Start(s.importCtx); err != nil {
+		return err
+	}
+	s.deployer = d
+	pending, err := d.Pending(ctx)
+	if err != nil {
+		return fmt.Errorf("find unfinished revisions: %w", err)
+	}
+	for _, r := range pending {
+		logctx.From(ctx).Info("resuming an unfinished revision", "install", r.InstallID, "revision", r.Number, "reason", r.Reason)
+		s.runRevision(r.InstallID, r.Number)
+	}
+	return nil
 }
 
 // bootstrap makes the first admin when there are no users yet.
