@@ -417,6 +417,26 @@ func TestResume(t *testing.T) {
 	}
 	e.d = d2
 	e.matchesRevision(now, 2)
+
+	// A crash between a failed upgrade and its automatic rollback: the next start begins the rollback.
+	_, rev3, err := e.d.Upgrade(e.ctx, UpgradeRequest{Install: now, Version: e.versions["1.0.0"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.FinishRevision(e.ctx, now.ID, rev3.Number, store.OutcomeFailed, "made to fail by the test", store.InstallDeploying); err != nil {
+		t.Fatal(err)
+	}
+	d3 := e.deployer()
+	pend, err = d3.Pending(e.ctx)
+	if err != nil || len(pend) != 1 || pend[0].Reason != store.ReasonAutoRollback || pend[0].From != 2 {
+		t.Fatalf("pending after a crash before the rollback began: %v %+v", err, pend)
+	}
+	if err := d3.Run(e.ctx, now.ID, pend[0].Number); err != nil {
+		t.Fatal(err)
+	}
+	if now, _ = e.st.Install(e.ctx, now.ID); now.State != store.InstallRolledBack || now.Version != "2.0.0" {
+		t.Fatalf("after the resumed rollback: %+v", now)
+	}
 }
 
 func contains(l []string, s string) bool {

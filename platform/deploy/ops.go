@@ -289,8 +289,29 @@ func (d *Deployer) manifest(ctx context.Context, installID int64, number int) (*
 	return render.Decode(r.Objects)
 }
 
-// Pending are the revisions left in progress, which a starting server runs again with Run.
+// Pending are the revisions left in progress, which a starting server runs again with Run. An install that a crash
+// left between a failed change and its automatic rollback gets the rollback begun here, so it is among them.
 func (d *Deployer) Pending(ctx context.Context) ([]store.Revision, error) {
+	ins, err := d.store.Installs(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ins {
+		inst := &ins[i]
+		if inst.State != store.InstallDeploying || inst.Deployed == 0 {
+			continue
+		}
+		last, err := d.store.Revision(ctx, inst.ID, inst.Revision)
+		if err != nil {
+			return nil, err
+		}
+		if last.Outcome != store.OutcomeFailed || last.Reason == store.ReasonAutoRollback {
+			continue
+		}
+		if _, err := d.beginAutoRollback(ctx, inst, last.Message); err != nil {
+			return nil, err
+		}
+	}
 	return d.store.PendingRevisions(ctx)
 }
 
@@ -341,17 +362,24 @@ func (d *Deployer) runOne(ctx context.Context, installID int64, number int) (nex
 	if rev.Reason == store.ReasonAutoRollback || inst.Deployed == 0 {
 		return 0, d.store.FinishRevision(ctx, installID, number, store.OutcomeFailed, what, store.InstallFailed)
 	}
+	// The install stays deploying between the failure and the rollback's begin; a crash in between is found by
+	// Pending, which begins the rollback then.
 	if err := d.store.FinishRevision(ctx, installID, number, store.OutcomeFailed, what, store.InstallDeploying); err != nil {
 		return 0, err
 	}
-	target, err := d.store.Revision(ctx, installID, inst.Deployed)
+	return d.beginAutoRollback(ctx, inst, what)
+}
+
+// beginAutoRollback records the revision that re-applies inst's deployed revision after a failed change.
+func (d *Deployer) beginAutoRollback(ctx context.Context, inst *store.Install, what string) (int, error) {
+	target, err := d.store.Revision(ctx, inst.ID, inst.Deployed)
 	if err != nil {
 		return 0, err
 	}
 	back := &store.Revision{Version: target.Version, Reason: store.ReasonAutoRollback, From: target.Number, Values: target.Values,
 		Objects: target.Objects, Digest: target.Digest, Outcome: store.OutcomePending,
 		Message: fmt.Sprintf("rolled back to revision %d automatically: %s", target.Number, what)}
-	if err := d.store.BeginRevision(ctx, installID, back); err != nil {
+	if err := d.store.BeginRevision(ctx, inst.ID, back); err != nil {
 		return 0, fmt.Errorf("begin automatic rollback of %s: %w", inst.Name, err)
 	}
 	return back.Number, nil
