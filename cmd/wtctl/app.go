@@ -23,10 +23,12 @@ import (
 func newAppCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "app",
-		Short: "Offline app packages and the platform's app market: package, login, import, list, versions, export",
+		Short: "Offline app packages, the platform's app market, and installed apps: package, import, install, upgrade, rollback, status",
 	}
 	c.AddCommand(newAppPackageCmd(), newAppLoginCmd(), newAppLogoutCmd(), newAppImportCmd(), newAppListCmd(),
-		newAppVersionsCmd(), newAppImportsCmd(), newAppExportCmd())
+		newAppVersionsCmd(), newAppImportsCmd(), newAppExportCmd(),
+		newAppInstallCmd(), newAppUpgradeCmd(), newAppRollbackCmd(), newAppHistoryCmd(), newAppStatusCmd(), newAppLogsCmd(),
+		newAppUninstallCmd())
 	return c
 }
 

@@ -1,5 +1,6 @@
 // Package client is the Go client of the platform's /api/v1, used by `wtctl app`: log in, import packages with
-// progress, list apps and versions, and export a version as a package. Errors from the server come back as
+// progress, list apps and versions, export a version as a package, and install, upgrade, roll back, watch and
+// uninstall apps. Errors from the server come back as
 // *api.Problem, so callers can show the server's own explanation.
 package client
 
@@ -78,7 +79,13 @@ func (c *Client) Server() string { return c.base.String() }
 // do sends a request and decodes a JSON answer into out (unless nil). Non-2xx answers become *api.Problem.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body io.Reader, contentType string, hdr http.Header, out any) (*http.Response, error) {
 	u := *c.base
-	u.Path += path
+	// path comes with its segments escaped (url.PathEscape): keep them so, or a "/" in a name would split it.
+	raw := u.EscapedPath() + path
+	p, err := url.PathUnescape(raw)
+	if err != nil {
+		return nil, fmt.Errorf("make request: path %s: %w", raw, err)
+	}
+	u.Path, u.RawPath = p, raw
 	u.RawQuery = query.Encode()
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
