@@ -72,6 +72,7 @@ type Spec struct {
 	// be given on their command line.
 	Bundle   string   `yaml:"bundle,omitempty"`
 	Platform Platform `yaml:"platform,omitempty"`
+	Ingress  Ingress  `yaml:"ingress,omitempty"`
 	// Firewall says what node preparation does about a running firewalld: open (add the cluster's ports to its
 	// permanent rules), stop (stop and disable it) or leave (touch nothing). Default: open.
 	Firewall string `yaml:"firewall,omitempty"`
@@ -212,6 +213,20 @@ const (
 
 // IsEnabled reports whether the platform is installed.
 func (p Platform) IsEnabled() bool { return p.Enabled == nil || *p.Enabled }
+
+// Ingress is spec.ingress: the cluster's ingress controller, the bundle's Traefik (manifests/traefik.yaml), which
+// serves Ingress objects of the class "traefik" (the default class) on ports 80 and 443 of every node.
+type Ingress struct {
+	// Enabled deploys the ingress controller when the bundle carries it. Default: true; false leaves ports 80
+	// and 443 of the nodes alone.
+	Enabled *bool `yaml:"enabled,omitempty"`
+}
+
+// IngressPorts are the node ports the ingress controller takes on every node.
+var IngressPorts = []int{80, 443}
+
+// IsEnabled reports whether the ingress controller is deployed.
+func (i Ingress) IsEnabled() bool { return i.Enabled == nil || *i.Enabled }
 
 // Endpoint is where and how to log in to one machine, with inheritance done, paths absolute and secrets resolved.
 type Endpoint struct {

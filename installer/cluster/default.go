@@ -88,6 +88,10 @@ func (c *Cluster) Default() {
 		enabled := true
 		s.Platform.Enabled = &enabled
 	}
+	if s.Ingress.Enabled == nil {
+		enabled := true
+		s.Ingress.Enabled = &enabled
+	}
 	if s.Platform.NodePort == 0 {
 		s.Platform.NodePort = DefaultPlatformNodePort
 	}

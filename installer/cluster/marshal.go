@@ -15,6 +15,7 @@ var sectionComments = []struct{ field, text string }{
 	{"kubernetes", " Pod and service ranges must not overlap each other or the hosts' internal addresses."},
 	{"registry", " The image registry wtctl runs on the registry hosts; an empty password is generated at install."},
 	{"bundle", " The bundle archive; a relative path is relative to this file."},
+	{"ingress", " The ingress controller (Traefik, IngressClass traefik) answers on ports 80 and 443 of every node."},
 }
 
 // Marshal writes c as a cluster.yaml that Parse reads back: fields in a fixed order, unset ones left out, and a

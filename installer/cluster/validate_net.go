@@ -98,6 +98,8 @@ func (k *checker) registry(c *Cluster) {
 		k.errorf(p+".port", "%d is not a port: use 1-65535 (default %d)", r.Port, DefaultRegistryPort)
 	} else if who, ok := reservedPorts[r.Port]; ok {
 		k.errorf(p+".port", "%d is taken by %s on the nodes; use another port (default %d)", r.Port, who, DefaultRegistryPort)
+	} else if c.Spec.Ingress.IsEnabled() && slices.Contains(IngressPorts, r.Port) {
+		k.errorf(p+".port", "%d is taken by the ingress controller on every node (spec.ingress); use another port (default %d)", r.Port, DefaultRegistryPort)
 	}
 	if !validSubdomain(r.Domain) {
 		k.errorf(p+".domain", "%q is not a DNS name such as %s", r.Domain, DefaultRegistryDomain)

@@ -137,6 +137,9 @@ func (in *Install) nodePrepArgs(h cluster.Host) []string {
 	if h.HasRole(cluster.RoleRegistry) {
 		ports = append(ports, c.Spec.Registry.Port)
 	}
+	if isNode(h) && in.ingressWanted() {
+		ports = append(ports, cluster.IngressPorts...) // the ingress controller's hostPorts
+	}
 	slices.Sort(ports)
 	for _, p := range ports {
 		args = append(args, "--port", strconv.Itoa(p)+"/tcp")

@@ -84,6 +84,7 @@ func (in *Install) Phases() []engine.Phase {
 		kubePhase{networkPhase{in}, in},
 		kubePhase{readyPhase{in}, in},
 		kubePhase{storagePhase{in}, in},
+		kubePhase{ingressPhase{in}, in},
 		kubePhase{platformPhase{in}, in},
 	}
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # addons.sh: build the cluster add-ons of the offline Kubernetes bundle from source, per arch.
 #
-#   scripts/k8s/addons.sh --arch amd64 [--arch loong64 ...] --out DIR [--steps flanneld,cni,local-path,iptables]
+#   scripts/k8s/addons.sh --arch amd64 [--arch loong64 ...] --out DIR [--steps flanneld,cni,local-path,iptables,traefik]
 #
 # Called by scripts/k8s/build.sh after Kubernetes itself is built. For each arch it writes into DIR/<arch>/:
 #   bin/flanneld                  github.com/flannel-io/flannel (the TencentCloud VPC and cgo UDP backends left out)
@@ -11,9 +11,12 @@
 #                                 tuning) and the flannel CNI meta plugin, plain files at the tar root like upstream's
 #   layers/iptables.tar           iptables/nftables/conntrack userland from Debian bookworm, an image layer for the
 #                                 flannel (and kube-proxy) images; only for arches Debian bookworm has
+#   bin/traefik                   github.com/traefik/traefik/v3, the ingress controller (see prepare_traefik for
+#                                 what is patched: ACME DNS providers whose SDKs the proxy does not serve)
 # and, arch-independent:
 #   DIR/manifests/flannel.yaml     flannel without its ConfigMap and CNI config (the installer writes those)
 #   DIR/manifests/local-path.yaml  local-path-provisioner, the default StorageClass "local-path"
+#   DIR/manifests/traefik.yaml     Traefik, the default IngressClass "traefik" (a copy of scripts/k8s/manifests/traefik.yaml)
 #   DIR/addons-images.yaml         bundle.yaml `images:` items for the images above (paste under `images:`)
 #
 # Sources come from the Go module proxy (copied to DIR/src, patched there where needed) and Debian's archive.
@@ -30,6 +33,19 @@ CNI_PLUGINS_VERSION=v1.10.0
 CNI_FLANNEL_VERSION=v0.9.1
 CNI_PLUGINS="bandwidth bridge firewall host-local loopback portmap tuning"
 LPP_VERSION=v0.0.30
+# Traefik (the ingress controller). Its version is also in scripts/k8s/manifests/traefik.yaml (the image's tag);
+# installer/pipeline's TestTraefikManifest checks the two agree.
+TRAEFIK_VERSION=v3.7.13
+# Traefik's go.mod replaces github.com/abbot/go-http-auth with a containous fork at a commit the module proxy does
+# not serve (403); this is the newest fork commit it serves (the one Traefik used from v2.2 to v3.6).
+TRAEFIK_GO_HTTP_AUTH=v0.4.1-0.20200324110947-a37a7636d23e
+# Modules the proxy does not serve (403), needed only by these ACME DNS-01 providers of go-acme/lego, which are
+# dropped from lego's provider registry (an air-gapped cluster reaches no ACME server anyway; http-01/tls-alpn-01
+# and the other DNS providers stay).
+TRAEFIK_DROP_DNS="edgedns huaweicloud oraclecloud sakuracloud ucloud yandexcloud"
+TRAEFIK_UNSERVED="github.com/akamai/AkamaiOPEN-edgegrid-golang/v13 github.com/huaweicloud/huaweicloud-sdk-go-v3
+github.com/nrdcg/oci-go-sdk/common/v1065 github.com/nrdcg/oci-go-sdk/dns/v1065 github.com/sacloud/sacloud-sdk-go
+github.com/ucloud/ucloud-sdk-go github.com/yandex-cloud/go-sdk/services/dns"
 # Debian bookworm packages of the iptables layer: iptables (nft and legacy), nftables, conntrack and their closure
 # (apt-cache depends --recurse --no-recommends of iptables nftables conntrack), checked below with readelf.
 DEBIAN_SUITE=bookworm
@@ -40,6 +56,7 @@ gcc-12-base"
 FLANNEL_IMAGE=ghcr.io/flannel-io/flannel:$FLANNEL_VERSION
 LPP_IMAGE=docker.io/rancher/local-path-provisioner:$LPP_VERSION
 HELPER_IMAGE=docker.io/wutong/local-path-helper:$LPP_VERSION
+TRAEFIK_IMAGE=docker.io/library/traefik:$TRAEFIK_VERSION
 LOCAL_PATH_DIR=/var/lib/wutong/local-path
 
 usage() {
@@ -49,7 +66,7 @@ usage() {
 
 ARCHES=()
 OUT=
-STEPS=flanneld,cni,local-path,iptables
+STEPS=flanneld,cni,local-path,iptables,traefik
 while [ $# -gt 0 ]; do
 	case $1 in
 	--arch) [ $# -ge 2 ] || usage 2; ARCHES+=("$2"); shift 2 ;;
@@ -68,7 +85,7 @@ for a in "${ARCHES[@]}"; do
 done
 
 for s in ${STEPS//,/ }; do
-	case $s in flanneld | cni | local-path | iptables) ;; *) echo "addons.sh: unknown step $s (use flanneld, cni, local-path, iptables)" >&2; exit 2 ;; esac
+	case $s in flanneld | cni | local-path | iptables | traefik) ;; *) echo "addons.sh: unknown step $s (use flanneld, cni, local-path, iptables, traefik)" >&2; exit 2 ;; esac
 done
 want_step() { case ",$STEPS," in *",$1,"*) return 0 ;; esac; return 1; }
 
@@ -160,6 +177,56 @@ prepare_sources() {
 	fi
 }
 
+# prepare_traefik: Traefik's source in $SRC/traefik-$TRAEFIK_VERSION, built as the main module (a wrapper module
+# would drop its replace directives), patched so that every module it needs is one the proxy serves:
+#   - pkg/config/dynamic/ext: a nested module (github.com/traefik/traefik/dynamic/ext, replaced by ./pkg/config/
+#     dynamic/ext) that a module zip cannot hold and the proxy does not serve; written back as upstream has it,
+#     extension points that are empty structs;
+#   - go-http-auth: the containous fork at $TRAEFIK_GO_HTTP_AUTH (see above);
+#   - go-acme/lego: a copy in $SRC/lego-VERSION (the version Traefik requires), replaced into Traefik's go.mod, with
+#     the DNS providers $TRAEFIK_DROP_DNS removed from its registry, and the modules only they need
+#     ($TRAEFIK_UNSERVED) removed from both go.mod files.
+# The web dashboard's assets (webui/static, built with Node upstream) are not in the module zip: go:embed finds only
+# a placeholder file, so the binary has no dashboard (the manifest does not enable it).
+prepare_traefik() {
+	local tr=traefik-$TRAEFIK_VERSION key m p lego lv
+	key="traefik $TRAEFIK_VERSION $TRAEFIK_GO_HTTP_AUTH $TRAEFIK_DROP_DNS $(printf '%s' "$TRAEFIK_UNSERVED" | tr -s ' \n' '  ') $RECIPE"
+	if [ -f "$SRC/$tr/.patched" ] && [ "$(cat "$SRC/$tr/.patched")" = "$key" ]; then return; fi
+	rm -rf "${SRC:?}/$tr"
+	module_src github.com/traefik/traefik/v3 "$TRAEFIK_VERSION" "$tr"
+	lv=$(sed -n 's#^[[:space:]]*github.com/go-acme/lego/v5 \(v[^ ]*\)$#\1#p' "$SRC/$tr/go.mod")
+	[ -n "$lv" ] || die "no github.com/go-acme/lego/v5 requirement in Traefik $TRAEFIK_VERSION's go.mod"
+	lego=lego-$lv
+	rm -rf "${SRC:?}/$lego"
+	module_src github.com/go-acme/lego/v5 "$lv" "$lego"
+	# The nested ext module.
+	m=$SRC/$tr/pkg/config/dynamic/ext
+	grep -q '^replace github.com/traefik/traefik/dynamic/ext => ./pkg/config/dynamic/ext$' "$SRC/$tr/go.mod" ||
+		die "Traefik $TRAEFIK_VERSION no longer replaces github.com/traefik/traefik/dynamic/ext as expected"
+	mkdir -p "$m"
+	printf 'module github.com/traefik/traefik/dynamic/ext\n\ngo 1.24.0\n' >"$m/go.mod"
+	printf '%s\n' 'package ext' '' '// HTTP is a dynamic.HTTP extension.' 'type HTTP struct{}' '' \
+		'// Router is a dynamic.Router extension.' 'type Router struct{}' '' \
+		'// RouterIng is a RouterIng extension for ingress provider annotations.' 'type RouterIng struct{}' '' \
+		'// ToRouter converts RouterIng to a Router.' 'func (r RouterIng) ToRouter() Router {' '	return Router{}' '}' >"$m/ext.go"
+	# go-http-auth.
+	sed -i "s#\(github.com/containous/go-http-auth\) v[^ ]*\$#\1 $TRAEFIK_GO_HTTP_AUTH#" "$SRC/$tr/go.mod"
+	grep -q "github.com/containous/go-http-auth $TRAEFIK_GO_HTTP_AUTH\$" "$SRC/$tr/go.mod" || die "could not patch go-http-auth in $SRC/$tr/go.mod"
+	# lego's DNS providers: the import, and the case (with its aliases) and return of each.
+	for p in $TRAEFIK_DROP_DNS; do
+		sed -i -e "\#^[[:space:]]*\"github.com/go-acme/lego/v5/providers/dns/$p\"\$#d" \
+			-e "/^[[:space:]]*case .*:\$/{N;/\n[[:space:]]*return $p\.NewDNSProvider()\$/d}" "$SRC/$lego/providers/dns/zz_gen_dns_providers.go"
+		! grep -q "[^a-z]$p\." "$SRC/$lego/providers/dns/zz_gen_dns_providers.go" || die "could not drop the DNS provider $p from lego $lv"
+		rm -rf "${SRC:?}/$lego/providers/dns/$p"
+	done
+	for m in $TRAEFIK_UNSERVED; do
+		sed -i "\#^[[:space:]]*$m v[^ ]*\( // indirect\)\{0,1\}\$#d" "$SRC/$tr/go.mod" "$SRC/$lego/go.mod"
+		! grep -q "^[[:space:]]*$m v" "$SRC/$tr/go.mod" "$SRC/$lego/go.mod" || die "could not drop $m from the go.mod files"
+	done
+	printf '\n// wutong-offline: lego without the DNS providers whose SDKs the proxy does not serve.\nreplace github.com/go-acme/lego/v5 => ../%s\n' "$lego" >>"$SRC/$tr/go.mod"
+	printf '%s\n' "$key" >"$SRC/$tr/.patched"
+}
+
 # --- per-arch steps ---
 
 build_flanneld() {
@@ -212,6 +279,39 @@ build_local_path() {
 		GOFLAGS="-buildvcs=false -mod=readonly" gobuild "$arch" "$d/bin/local-path-provisioner" "-X main.VERSION=$LPP_VERSION" .)
 	(cd "$SRC/local-path-helper" && gobuild "$arch" "$d/bin/local-path-helper" "" .)
 	mark_done "$d" local-path "$key"
+}
+
+# qemu_run ARCH BINARY ARGS...: run a binary built for ARCH here, natively or through qemu-user-static; status 127
+# when neither can.
+qemu_run() {
+	local arch=$1 q
+	shift
+	if [ "$arch" = "$(go env GOHOSTARCH)" ]; then "$@"; return; fi
+	case $arch in amd64) q=qemu-x86_64-static ;; arm64) q=qemu-aarch64-static ;; loong64) q=qemu-loongarch64-static ;; esac
+	command -v "$q" >/dev/null || return 127
+	"$q" "$@"
+}
+
+build_traefik() {
+	local arch=$1 d=$OUT/$1 tr=$SRC/traefik-$TRAEFIK_VERSION key date out rc=0
+	key="$(cat "$tr/.patched")"
+	if step_done "$d" traefik "$key" && [ -f "$d/bin/traefik" ]; then return; fi
+	log "$arch: traefik $TRAEFIK_VERSION"
+	# The build date is the tag's time from the proxy, so that rebuilds are reproducible.
+	date=$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "$(go env GOMODCACHE)/cache/download/github.com/traefik/traefik/v3/@v/$TRAEFIK_VERSION.info")
+	local pv=github.com/traefik/traefik/v3/pkg/version
+	(cd "$tr" && GOFLAGS="-buildvcs=false -mod=mod" gobuild "$arch" "$d/.tmp/traefik" \
+		"-X $pv.Version=$TRAEFIK_VERSION -X $pv.Codename=cheddar -X $pv.BuildDate=${date:-1970-01-01T00:00:00Z}" ./cmd/traefik)
+	out=$(qemu_run "$arch" "$d/.tmp/traefik" version 2>&1) || rc=$?
+	case $rc in
+	0) grep -q "^Version:[[:space:]]*$TRAEFIK_VERSION\$" <<<"$out" || die "$arch: traefik version says: $out" ;;
+	127) log "$arch: traefik not run (no qemu-user-static for $arch)" ;;
+	*) die "$arch: traefik version failed ($rc): $out" ;;
+	esac
+	mkdir -p "$d/bin"
+	mv -f "$d/.tmp/traefik" "$d/bin/traefik"
+	log "$arch: bin/traefik $(du -h "$d/bin/traefik" | cut -f1)"
+	mark_done "$d" traefik "$key"
 }
 
 # apt_opts ARCH: set APT_OPTS to run apt-get with a private state for ARCH (Debian $DEBIAN_SUITE main only), leaving
@@ -383,6 +483,7 @@ build_arch() {
 	if want_step cni; then build_cni "$arch"; fi
 	if want_step local-path; then build_local_path "$arch"; fi
 	if want_step iptables; then build_iptables_layer "$arch"; fi
+	if want_step traefik; then build_traefik "$arch"; fi
 	log "$arch: done"
 }
 
@@ -703,6 +804,13 @@ data:
 EOF
 }
 
+# copy_traefik_manifest: the repo's manifest (a file, decoded by installer/pipeline's tests) into DIR/manifests.
+copy_traefik_manifest() {
+	local m=$REPO/scripts/k8s/manifests/traefik.yaml
+	grep -q "^[[:space:]]*image: $TRAEFIK_IMAGE\$" "$m" || die "$m does not run $TRAEFIK_IMAGE: keep its image in step with TRAEFIK_VERSION"
+	write_file "$OUT/manifests/traefik.yaml" <"$m"
+}
+
 # write_images_yaml ARCH...: the bundle.yaml images items, for the arches built in this run.
 write_images_yaml() {
 	local with_layer=() a
@@ -730,6 +838,22 @@ EOF
 		else
 			echo "  # no flannel image: no arch has an iptables layer"
 		fi
+		local with_traefik=() tlist
+		for a in "$@"; do
+			if [ -f "$OUT/$a/bin/traefik" ]; then with_traefik+=("$a"); fi
+		done
+		if [ ${#with_traefik[@]} -gt 0 ]; then
+			tlist=$(IFS=,; echo "${with_traefik[*]}")
+			tlist=${tlist//,/, }
+			cat <<EOF
+  - name: $TRAEFIK_IMAGE
+    binaries:
+      path: "$OUT/{arch}/bin/traefik"
+      target: /usr/local/bin/traefik
+      entrypoint: ["/usr/local/bin/traefik"]
+    arches: [$tlist]
+EOF
+		fi
 		cat <<EOF
   - name: $LPP_IMAGE
     binaries:
@@ -745,10 +869,12 @@ EOF
 }
 
 prepare_sources
+if want_step traefik; then prepare_traefik; fi
 for a in "${ARCHES[@]}"; do
 	build_arch "$a"
 done
 write_flannel_manifest
 write_local_path_manifest
+if want_step traefik || [ -f "$OUT/manifests/traefik.yaml" ]; then copy_traefik_manifest; fi
 write_images_yaml "${ARCHES[@]}"
-log "wrote $OUT/manifests/flannel.yaml, $OUT/manifests/local-path.yaml, $OUT/addons-images.yaml"
+log "wrote $OUT/manifests/flannel.yaml, $OUT/manifests/local-path.yaml$([ -f "$OUT/manifests/traefik.yaml" ] && echo ", $OUT/manifests/traefik.yaml"), $OUT/addons-images.yaml"
