@@ -180,4 +180,6 @@ func checkPlatform(t *testing.T, l *labtest.Lab, cp labtest.Host, installLog, wo
 		t.Fatalf("the imported image is not in the cluster registry: %v", err)
 	}
 	t.Logf("platform: imported %s %s, image %s", im.App, im.Version, target)
+
+	checkApps(t, l, cp, c, releaseKey)
 }
