@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/wutong-paas/wutong-offline/images/push"
 	"github.com/wutong-paas/wutong-offline/platform/api"
-	"github.com/wutong-paas/wutong-offline/platform/app"
 	"github.com/wutong-paas/wutong-offline/platform/auth"
 	"github.com/wutong-paas/wutong-offline/platform/client"
 	"github.com/wutong-paas/wutong-offline/platform/deploy"
@@ -20,6 +18,7 @@ import (
 	"github.com/wutong-paas/wutong-offline/platform/render"
 	"github.com/wutong-paas/wutong-offline/platform/server"
 	"github.com/wutong-paas/wutong-offline/platform/store"
+	"github.com/wutong-paas/wutong-offline/platform/store/storetest"
 )
 
 // TestAppDeployCommands drives wtctl app install, status, upgrade (dry run and real), history, rollback, logs and
@@ -61,7 +60,7 @@ func TestAppDeployCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, v := range []string{"1.0.0", "2.0.0", "3.0.0"} {
-		recordDemoVersion(t, st, team.ID, v)
+		storetest.RecordAppFile(t, st, team.ID, filepath.Join("testdata", "demo-"+v+".yaml"))
 	}
 	old := client.WaitInterval
 	client.WaitInterval = 250 * time.Millisecond
@@ -196,26 +195,4 @@ func srvInstall(t *testing.T, name string) (api.Install, error) {
 		return api.Install{}, err
 	}
 	return cl.Install(context.Background(), "default", name)
-}
-
-// recordDemoVersion records testdata/demo-VERSION.yaml as an imported version, with made-up image digests (as
-// platform/deploy's tests do).
-func recordDemoVersion(t *testing.T, st *store.Store, team int64, version string) {
-	t.Helper()
-	a, err := app.Load(filepath.Join("testdata", "demo-"+version+".yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	model, err := a.Canonical()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := &store.Version{Version: a.Version, ContentDigest: app.Digest(model), Model: model}
-	for i, im := range a.Images() {
-		v.Images = append(v.Images, store.Image{Name: im, Target: "registry.wutong.local:5443/apps/demo/" + im,
-			Digest: fmt.Sprintf("sha256:%064x", i+1)})
-	}
-	if _, err := st.RecordVersion(context.Background(), team, store.App{Key: a.Key, Name: a.Name}, v); err != nil {
-		t.Fatal(err)
-	}
 }

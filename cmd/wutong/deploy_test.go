@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -14,9 +13,9 @@ import (
 
 	"github.com/wutong-paas/wutong-offline/bundle"
 	"github.com/wutong-paas/wutong-offline/platform/api"
-	"github.com/wutong-paas/wutong-offline/platform/app"
 	"github.com/wutong-paas/wutong-offline/platform/kubetest"
 	"github.com/wutong-paas/wutong-offline/platform/store"
+	"github.com/wutong-paas/wutong-offline/platform/store/storetest"
 )
 
 // TestDeployKilled kills the server for real (SIGKILL) right after it accepted an upgrade, while the upgrade is
@@ -48,7 +47,7 @@ func TestDeployKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, v := range []string{"1.0.0", "2.0.0"} {
-		recordVersion(t, st, team.ID, filepath.Join("testdata", "demo-"+v+".yaml"))
+		storetest.RecordAppFile(t, st, team.ID, filepath.Join("testdata", "demo-"+v+".yaml"))
 	}
 	st.Close()
 
@@ -99,26 +98,6 @@ func TestDeployKilled(t *testing.T) {
 	}
 	if len(revs) != 2 || revs[0].Outcome != "succeeded" {
 		t.Errorf("history: %+v", revs)
-	}
-}
-
-func recordVersion(t *testing.T, st *store.Store, team int64, file string) {
-	t.Helper()
-	a, err := app.Load(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	model, err := a.Canonical()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := &store.Version{Version: a.Version, ContentDigest: app.Digest(model), Model: model}
-	for i, im := range a.Images() {
-		v.Images = append(v.Images, store.Image{Name: im, Target: "registry.wutong.local:5443/apps/" + a.Key + "/" + im,
-			Digest: fmt.Sprintf("sha256:%064x", i+1)})
-	}
-	if _, err := st.RecordVersion(context.Background(), team, store.App{Key: a.Key, Name: a.Name}, v); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -16,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/wutong-paas/wutong-offline/platform/api"
-	"github.com/wutong-paas/wutong-offline/platform/app"
 	"github.com/wutong-paas/wutong-offline/platform/kubetest"
 	"github.com/wutong-paas/wutong-offline/platform/render"
 	"github.com/wutong-paas/wutong-offline/platform/store"
@@ -55,7 +54,7 @@ func newEnv(t *testing.T, team string) *env {
 		t.Fatal(err)
 	}
 	for _, v := range []string{"1.0.0", "2.0.0", "3.0.0"} {
-		e.versions[v] = recordDemo(t, st, e.team.ID, v)
+		e.versions[v] = storetest.RecordAppFile(t, st, e.team.ID, filepath.Join("testdata", "demo-"+v+".yaml"))
 	}
 	e.d = e.deployer()
 	return e
@@ -72,32 +71,6 @@ func (e *env) deployer() *Deployer {
 		e.t.Fatal(err)
 	}
 	return d
-}
-
-// recordDemo records testdata/demo-VERSION.yaml as an imported version, with made-up image digests.
-func recordDemo(t *testing.T, st *store.Store, team int64, version string) *store.Version {
-	t.Helper()
-	a, err := app.Load(filepath.Join("testdata", "demo-"+version+".yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	model, err := a.Canonical()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := &store.Version{Version: a.Version, ContentDigest: app.Digest(model), Model: model}
-	for i, im := range a.Images() {
-		v.Images = append(v.Images, store.Image{Name: im, Target: "registry.wutong.local:5443/apps/demo/" + im,
-			Digest: fmt.Sprintf("sha256:%064x", i+1)})
-	}
-	if _, err := st.RecordVersion(context.Background(), team, store.App{Key: a.Key, Name: a.Name}, v); err != nil {
-		t.Fatal(err)
-	}
-	got, err := st.Version(context.Background(), a.Key, a.Version)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return got
 }
 
 // run carries the revision through and returns the install afterwards.

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -13,31 +12,6 @@ import (
 	"github.com/wutong-paas/wutong-offline/platform/store"
 	"github.com/wutong-paas/wutong-offline/platform/store/storetest"
 )
-
-// recordApp records an app version for team straight into the store, with made-up image digests (kwok never pulls).
-func recordApp(t *testing.T, st *store.Store, team, yaml string) {
-	t.Helper()
-	a, err := app.Parse([]byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	model, err := a.Canonical()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tm, err := st.TeamByName(context.Background(), team)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := &store.Version{Version: a.Version, ContentDigest: app.Digest(model), Model: model}
-	for i, im := range a.Images() {
-		v.Images = append(v.Images, store.Image{Name: im, Target: "registry.wutong.local:5443/apps/" + a.Key + "/" + im,
-			Digest: fmt.Sprintf("sha256:%064x", i+1)})
-	}
-	if _, err := st.RecordVersion(context.Background(), tm.ID, store.App{Key: a.Key}, v); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestInstallAuthz: members deploy into their own team, viewers read status and history only, other teams get 403,
 // and a server without a cluster says so (503) once the caller is authorised.
@@ -56,7 +30,15 @@ func TestInstallAuthz(t *testing.T) {
 	doJSON(t, e, admin, "PUT", "/teams/red/members/alice", `{"role":"member"}`, 200, nil)
 	doJSON(t, e, admin, "PUT", "/teams/blue/members/bob", `{"role":"member"}`, 200, nil)
 	doJSON(t, e, admin, "PUT", "/teams/red/members/victor", `{"role":"viewer"}`, 200, nil)
-	recordApp(t, st, "red", "apiVersion: wutong.io/v1alpha1\nkind: App\nkey: hello\nversion: 1.0.0\ncomponents:\n  - {name: web, image: example.com/hello:1.0, ports: [{port: 8080}]}\n")
+	hello, err := app.Parse([]byte("apiVersion: wutong.io/v1alpha1\nkind: App\nkey: hello\nversion: 1.0.0\ncomponents:\n  - {name: web, image: example.com/hello:1.0, ports: [{port: 8080}]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	red, err := st.TeamByName(context.Background(), "red")
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.RecordApp(t, st, red.ID, hello)
 	alice, bob, victor := e.client("alice", "alice-password"), e.client("bob", "bob-password"), e.client("victor", "victor-password")
 
 	// A viewer may not deploy; a member of another team may not, not even name the app.
