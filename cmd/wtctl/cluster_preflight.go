@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wutong-paas/wutong-offline/installer/cluster"
+	"github.com/wutong-paas/wutong-offline/installer/pipeline"
 	"github.com/wutong-paas/wutong-offline/installer/preflight"
 	"github.com/wutong-paas/wutong-offline/installer/remote"
 	"github.com/wutong-paas/wutong-offline/internal/atomicfile"
@@ -62,7 +63,7 @@ The report is also written to the workdir as preflight.json, for the install.`,
 			if err != nil {
 				return err
 			}
-			in := preflight.Input{Cluster: cl, Lang: i18n.FromEnv()}
+			in := preflight.Input{Cluster: cl, Lang: i18n.FromEnv(), Ingress: pipeline.IngressWanted(cl, nil)}
 			if bundlePath == "" && cl.Spec.Bundle != "" {
 				bundlePath = cl.BundlePath()
 			}
@@ -72,6 +73,7 @@ The report is also written to the workdir as preflight.json, for the install.`,
 					return err
 				}
 				in.Payload = preflight.PayloadOf(r.Manifest)
+				in.Ingress = pipeline.IngressWanted(cl, r.Manifest)
 				r.Close()
 			}
 			ctx := c.Context()

@@ -31,10 +31,16 @@ const (
 // ingressWanted reports whether the ingress controller is to be deployed: spec.ingress.enabled and a bundle
 // that carries its manifest.
 func (in *Install) ingressWanted() bool {
-	if !in.Cluster.Spec.Ingress.IsEnabled() || in.Manifest == nil {
+	return in.Manifest != nil && IngressWanted(in.Cluster, in.Manifest)
+}
+
+// IngressWanted says whether an install of cluster c from the bundle of manifest m deploys the ingress controller:
+// spec.ingress.enabled, and the bundle carries its manifest. With no bundle (m nil) only the spec decides.
+func IngressWanted(c *cluster.Cluster, m *bundle.Manifest) bool {
+	if !c.Spec.Ingress.IsEnabled() {
 		return false
 	}
-	return slices.ContainsFunc(in.Manifest.Entries, func(e bundle.Entry) bool { return e.Path == "manifests/"+ingressManifest })
+	return m == nil || slices.ContainsFunc(m.Entries, func(e bundle.Entry) bool { return e.Path == "manifests/"+ingressManifest })
 }
 
 // ingressPlan is what the ingress phase applies and waits for, read from the manifest.

@@ -43,7 +43,7 @@ func (p preflightPhase) Run(ctx context.Context, env *engine.Env) error {
 	owned, ours := in.owned, in.ours
 	in.mu.Unlock()
 	rep := preflight.Check(preflight.Input{Cluster: in.Cluster, Nodes: nodes, Payload: preflight.PayloadOf(in.Manifest), Lang: env.Lang(),
-		Owned: owned, OwnedRuntimes: ours})
+		Owned: owned, OwnedRuntimes: ours, Ingress: in.ingressWanted()})
 	in.mu.Lock()
 	in.report = rep
 	in.mu.Unlock()

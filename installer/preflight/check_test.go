@@ -85,6 +85,14 @@ func TestCheck(t *testing.T) {
 			ports := []facts.Port{{Proto: "tcp", Addr: "0.0.0.0", Port: 6443}, {Proto: "tcp6", Addr: "::", Port: 5443}, {Proto: "udp", Addr: "0.0.0.0", Port: 10250}}
 			cp.Listening, w.Listening = ports, ports
 		}, []string{"ports:error", "ports:error"}, nil},
+		{"ports of the ingress controller, on every node", func(cp, w *facts.Facts, n []Node) {
+			cp.Listening = []facts.Port{{Proto: "tcp", Addr: "0.0.0.0", Port: 80}}
+			w.Listening = []facts.Port{{Proto: "tcp6", Addr: "::", Port: 443}, {Proto: "tcp", Addr: "127.0.0.1", Port: 8080}}
+		}, []string{"ports:error"}, []string{"ports:error"}},
+		{"ports 80 and 443 without the ingress controller", func(cp, w *facts.Facts, n []Node) {
+			cp.Listening = []facts.Port{{Proto: "tcp", Addr: "0.0.0.0", Port: 80}}
+			w.Listening = []facts.Port{{Proto: "tcp6", Addr: "::", Port: 443}}
+		}, nil, nil},
 		{"our own containerd", func(cp, w *facts.Facts, n []Node) {
 			cp.Runtimes = []facts.Runtime{{Name: "containerd", Path: "/usr/local/bin/containerd", Running: true}}
 		}, nil, nil},
@@ -111,6 +119,7 @@ func TestCheck(t *testing.T) {
 			nodes := []Node{{Host: c.Spec.Hosts[0], Facts: cp}, {Host: c.Spec.Hosts[1], Facts: w}}
 			tc.edit(cp, w, nodes)
 			in := Input{Cluster: c, Nodes: nodes, Payload: payload, Lang: i18n.EN, Owned: owned(tc.name)}
+			in.Ingress = tc.name != "ports 80 and 443 without the ingress controller"
 			if tc.name == "our own containerd" {
 				in.OwnedRuntimes = map[string][]string{"cp1": {"containerd"}}
 			}
@@ -121,6 +130,9 @@ func TestCheck(t *testing.T) {
 					got = append(got, f.Rule+":"+string(f.Severity))
 					if f.Message == "" || f.Remediation == "" || strings.Contains(f.Message+f.Remediation, "%!") {
 						t.Errorf("bad text in %+v", f)
+					}
+					if strings.HasPrefix(tc.name, "ports of the ingress") && !strings.Contains(f.Remediation, "spec.ingress.enabled: false") {
+						t.Errorf("the remedy for the ingress controller's port does not say how to give it up: %s", f.Remediation)
 					}
 				}
 				if !slices.Equal(got, want) {

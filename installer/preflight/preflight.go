@@ -79,6 +79,9 @@ type Input struct {
 	// Owned lists, per host name, the ports held by services an earlier install started (the registry), which a
 	// re-run must not count as taken.
 	Owned map[string][]int
+	// Ingress says the installer deploys the ingress controller, whose hostPorts (cluster.IngressPorts) take the
+	// traffic to ports 80 and 443 of every node: a program listening there would silently lose it.
+	Ingress bool
 	// OwnedRuntimes lists, per host name, the runtimes (containerd) an earlier install put there, which a re-run
 	// must not count as foreign.
 	OwnedRuntimes map[string][]string

@@ -248,7 +248,23 @@ func (c *checker) portsFor(h cluster.Host) map[int]string {
 		}
 		ports[port] = "registry"
 	}
+	if c.in.Ingress && (h.HasRole(cluster.RoleControlPlane) || h.HasRole(cluster.RoleWorker)) {
+		for _, p := range cluster.IngressPorts {
+			if _, taken := ports[p]; !taken {
+				ports[p] = "ingress controller"
+			}
+		}
+	}
 	return ports
+}
+
+// portFix is how to free a port; the ingress controller's can also be given up.
+func portFix(port int, who string) text {
+	if who == "ingress controller" {
+		return text{"find the program with: ss -ltnp 'sport = :%[1]d', then stop it or move it to another port; or set spec.ingress.enabled: false (apps then get no Ingress, only NodePorts)",
+			"用 ss -ltnp 'sport = :%[1]d' 找到占用的程序，停止它或改用其他端口；或设置 spec.ingress.enabled: false（应用将只有 NodePort，没有 Ingress）"}
+	}
+	return text{"find the program with: ss -ltnp 'sport = :%[1]d', then stop it or move it to another port", "用 ss -ltnp 'sport = :%[1]d' 找到占用的程序，停止它或改用其他端口"}
 }
 
 func checkPorts(c *checker, n Node) []Finding {
@@ -266,8 +282,7 @@ func checkPorts(c *checker, n Node) []Finding {
 			seen[p.Port] = true
 			out = append(out, c.finding("ports", Error,
 				text{"port %d (%s) is already in use on %s", "端口 %d（%s）已被占用（%s）"},
-				text{"find the program with: ss -ltnp 'sport = :%[1]d', then stop it or move it to another port", "用 ss -ltnp 'sport = :%[1]d' 找到占用的程序，停止它或改用其他端口"},
-				p.Port, who, p.Addr))
+				portFix(p.Port, who), p.Port, who, p.Addr))
 		}
 	}
 	slices.SortFunc(out, func(a, b Finding) int { return strings.Compare(a.Message, b.Message) })
