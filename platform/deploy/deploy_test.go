@@ -242,6 +242,22 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("a dry run recorded a revision: %+v", again)
 	}
 
+	// 1.0.1 grows kv's volume, which a StatefulSet cannot change: refused before anything is applied or recorded,
+	// in the preview too, naming the component and the volume.
+	v101 := storetest.RecordAppFile(t, e.st, e.team.ID, filepath.Join("testdata", "demo-1.0.1.yaml"))
+	up101 := UpgradeRequest{Install: inst, Version: v101}
+	_, planErr := e.d.Plan(e.ctx, up101)
+	_, _, upErr := e.d.Upgrade(e.ctx, up101)
+	for _, err := range []error{planErr, upErr} {
+		var inv *InvalidError
+		if !errors.As(err, &inv) || !strings.Contains(err.Error(), "component kv, volume data (StatefulSet/kv): size 1Gi -> 2Gi") {
+			t.Errorf("an upgrade that grows a stateful volume: %v", err)
+		}
+	}
+	if again, _ := e.st.Install(e.ctx, inst.ID); again.Revision != 1 || again.State != store.InstallReady {
+		t.Fatalf("a refused upgrade recorded a revision: %+v", again)
+	}
+
 	// Upgrade to 2.0.0.
 	inst, rev, err = e.d.Upgrade(e.ctx, up2)
 	if err != nil {

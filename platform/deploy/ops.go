@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -127,7 +128,20 @@ func (d *Deployer) planned(ctx context.Context, req UpgradeRequest) (*render.Man
 		values = *req.Values
 	}
 	m, err := d.render(req.Version, inst, inst.Revision+1, values, prev)
-	return m, values, err
+	if err != nil {
+		return nil, api.Values{}, err
+	}
+	if ch := render.ImmutableVolumeChanges(prev, m); len(ch) > 0 {
+		var lines []string
+		for _, c := range ch {
+			lines = append(lines, c.String())
+		}
+		return nil, api.Values{}, &InvalidError{Message: fmt.Sprintf("upgrade of %s to %s changes volumes that Kubernetes cannot change in place: %s. "+
+			"Nothing was changed. Use a version that keeps these volumes as they are; a stateful component's volumes can "+
+			"change only with a new StatefulSet: uninstall (the volumes are kept), then install the new version under the "+
+			"same name, and the workload takes its volumes back", inst.Name, req.Version.Version, strings.Join(lines, "; "))}
+	}
+	return m, values, nil
 }
 
 // baseRevision is what an upgrade starts from: the deployed revision, else (nothing ever succeeded) the newest.
