@@ -6,12 +6,15 @@ DATE     ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 ARCHES   := amd64 arm64 loong64
 FUZZTIME ?= 50000x
+# Minimizing each new input is bounded by a count too: by default it may take 60 s per input, and a target with
+# large seeds (FuzzRender) spent minutes minimizing before it ran 50000 inputs.
+FUZZMIN ?= 100x
 K8S_ARCHES ?= amd64
 K8S_ARCH_FLAGS := $(foreach a,$(K8S_ARCHES),--arch $(a))
 
 export CGO_ENABLED = 0
 
-.PHONY: help build build-all test unit fuzz lint cross-test bench bench-upload bench-login demo clean
+.PHONY: help build build-all test unit fuzz lint cross-test bench bench-upload bench-login bench-deploy demo clean
 
 help:
 	@echo "make demo        build, sign, verify, inspect, split and extract a demo bundle (offline)"
@@ -47,14 +50,14 @@ unit:
 # duration, Go 1.26's fuzz coordinator can fail a target with "context deadline exceeded" as time runs out, having
 # found nothing (golang/go#75804, fixed in Go 1.27); it failed CI that way once.
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime $(FUZZTIME) ./bundle/
-	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./bundle/
-	$(GO) test -run '^$$' -fuzz '^FuzzReadHeader$$' -fuzztime $(FUZZTIME) ./bundle/parts/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseSpec$$' -fuzztime $(FUZZTIME) ./bundle/build/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseOSRelease$$' -fuzztime $(FUZZTIME) ./installer/facts/
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./installer/cluster/
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./platform/app/
-	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) ./platform/render/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMIN) ./bundle/
+	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMIN) ./bundle/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadHeader$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMIN) ./bundle/parts/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSpec$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMIN) ./bundle/build/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseOSRelease$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMIN) ./installer/facts/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMIN) ./installer/cluster/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMIN) ./platform/app/
+	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMIN) ./platform/render/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -68,10 +71,14 @@ cross-test:
 bench: build
 	scripts/bench.sh
 	scripts/bench-login.sh
+	scripts/bench-deploy.sh
 	scripts/bench-upload.sh
 
 bench-login:
 	scripts/bench-login.sh
+
+bench-deploy:
+	scripts/bench-deploy.sh
 
 bench-upload:
 	scripts/bench-upload.sh
