@@ -63,14 +63,9 @@ func scanApp(row interface{ Scan(...any) error }) (*App, error) {
 // Apps returns the apps of the teams in teamIDs (nil: of every team), sorted by key, each with its LatestVersion.
 func (s *Store) Apps(ctx context.Context, teamIDs []int64) ([]App, error) {
 	out := []App{}
-	if teamIDs != nil && len(teamIDs) == 0 {
+	where, args, none := teamFilter("a.team_id", teamIDs)
+	if none {
 		return out, nil
-	}
-	where, args := "", []any(nil)
-	if teamIDs != nil {
-		var list string
-		list, args = inList(teamIDs)
-		where = "WHERE a.team_id IN " + list
 	}
 	rows, err := s.query(ctx, s.db, appSelect+where+" ORDER BY a.app_key", args...)
 	if err != nil {

@@ -106,14 +106,9 @@ func (s *Store) Import(ctx context.Context, id string) (*Import, error) {
 // Imports returns the imports of the teams in teamIDs (nil: of every team), newest first: at most limit of them,
 // or all when limit ≤ 0.
 func (s *Store) Imports(ctx context.Context, teamIDs []int64, limit int) ([]Import, error) {
-	if teamIDs != nil && len(teamIDs) == 0 {
+	where, args, none := teamFilter("team_id", teamIDs)
+	if none {
 		return []Import{}, nil
-	}
-	where, args := "", []any(nil)
-	if teamIDs != nil {
-		var list string
-		list, args = inList(teamIDs)
-		where = " WHERE team_id IN " + list
 	}
 	q := "SELECT " + importColumns + " FROM imports" + where + " ORDER BY created_at DESC, id DESC"
 	if limit > 0 {

@@ -437,14 +437,9 @@ func (s *Store) InstallByName(ctx context.Context, teamID int64, name string) (*
 // and then install name.
 func (s *Store) Installs(ctx context.Context, teamIDs []int64) ([]Install, error) {
 	out := []Install{}
-	if teamIDs != nil && len(teamIDs) == 0 {
+	where, args, none := teamFilter("i.team_id", teamIDs)
+	if none {
 		return out, nil
-	}
-	where, args := "", []any(nil)
-	if teamIDs != nil {
-		var list string
-		list, args = inList(teamIDs)
-		where = "WHERE i.team_id IN " + list
 	}
 	rows, err := s.query(ctx, s.db, installSelect+where+" ORDER BY t.name, i.name", args...)
 	if err != nil {

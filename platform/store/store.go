@@ -188,6 +188,19 @@ func inList(ids []int64) (string, []any) {
 	return "(" + strings.Join(marks, ", ") + ")", args
 }
 
+// teamFilter is the WHERE clause (with a leading space) and its arguments that keep the rows whose column col is
+// one of teamIDs; nil teamIDs keep every row. none reports an empty, non-nil teamIDs: no row can match.
+func teamFilter(col string, teamIDs []int64) (where string, args []any, none bool) {
+	if teamIDs == nil {
+		return "", nil, false
+	}
+	if len(teamIDs) == 0 {
+		return "", nil, true
+	}
+	list, args := inList(teamIDs)
+	return " WHERE " + col + " IN " + list, args, false
+}
+
 // rowsAffected reports sql.Result's count, turning zero into a not-found error for what.
 func rowsAffected(res sql.Result, what string) error {
 	n, err := res.RowsAffected()
